@@ -1,0 +1,169 @@
+"""The `ltbench` command line: run, diff, list, data."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+
+from ltbench.errors import LtbenchError, SpecError
+
+DEFAULT_SPEC = "cdn/table2"
+
+
+def _ints(text: str) -> list[int]:
+  try:
+    return [int(x) for x in text.split(",") if x.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+  return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def resolve_spec(spec_id: str | None, quick: bool, epochs: int | None = None):
+  from reproductions import get_spec
+  spec = get_spec(spec_id or DEFAULT_SPEC)
+  if quick or spec_id is None:
+    if spec.quick is None:
+      raise SpecError(f"{spec.id} has no --quick variant")
+    spec = spec.quick()
+  if epochs is not None:
+    if epochs < 1:
+      raise SpecError(f"--epochs must be >= 1, got {epochs}")
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs),
+                               variant=f"{spec.variant}-epochs{epochs}")
+  return spec
+
+
+def cmd_run(args) -> int:
+  from ltbench.harness import report, runner
+  spec = resolve_spec(args.spec, args.quick, args.epochs)
+  if args.spec is None:
+    print(f"[ltbench] no spec given: running the demo, {spec.id} --quick on the embedded "
+          "synthetic data", file=sys.stderr)
+  table, out_dir = runner.run_spec(spec, seeds=args.seeds, rows=args.rows, data_dir=args.data_dir,
+                                   out_root=args.out, download=not args.no_download)
+  print((out_dir / "table.md").read_text())
+  if not spec.is_quick:
+    print(report.diff_text(table))
+  return 0
+
+
+def cmd_diff(args) -> int:
+  from ltbench.harness import report, runner
+  spec = resolve_spec(args.spec, args.quick, args.epochs)
+  out_dir = pathlib.Path(args.out) / spec.out_name
+  table = runner.load_table(spec, out_dir)
+  print(report.diff_text(table))
+  return 0
+
+
+def cmd_list(args) -> int:
+  import tabulate
+  from ltbench.data import registry, sources
+  from reproductions import SPECS, get_spec
+  rows = []
+  for spec_id in sorted(SPECS):
+    spec = get_spec(spec_id)
+    if spec.dataset == "synthetic":
+      present = "embedded"
+    else:
+      found = sources.locate(spec.dataset, args.data_dir)
+      present = f"yes ({found})" if found else "no (ltbench data info " + spec.dataset + ")"
+    rows.append([spec_id, spec.dataset, ", ".join(r.name for r in spec.rows), present,
+                 "yes" if spec.quick else "no"])
+  print(tabulate.tabulate(rows, headers=["spec", "data set", "rows", "data present", "--quick"],
+                          tablefmt="github"))
+  print("\nData sets: " + ", ".join(f"{d.name} ({d.description})"
+                                    for d in registry.DATASETS.values()))
+  return 0
+
+
+def cmd_data(args) -> int:
+  from ltbench.data import registry, sources
+  registry.get(args.name)
+  if args.name == "synthetic":
+    print("synthetic: embedded seeded generator (ltbench/data/synthetic.py); nothing to download.")
+    if args.action == "prepare":
+      print(registry.load_bundle("synthetic").summary())
+    return 0
+  if args.action == "info":
+    print(sources.info(args.name, args.data_dir))
+  elif args.action == "download":
+    root = pathlib.Path(args.data_dir) if args.data_dir else sources.search_roots(None)[-1]
+    path = sources.locate(args.name, args.data_dir)
+    if path is not None:
+      print(f"{args.name} is already present at {path}")
+    else:
+      path = sources.download(args.name, root)
+      print(f"{args.name} downloaded and verified into {path}")
+  elif args.action == "prepare":
+    bundle = registry.load_bundle(args.name, data_dir=args.data_dir, download=not args.no_download)
+    print(bundle.summary())
+    print(json.dumps(bundle.meta, indent=1, default=str))
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog="ltbench", description="Seeded, head/tail-sliced reproductions of long-tail "
+      "recommendation papers, diffed against the papers' own numbers.")
+  sub = p.add_subparsers(dest="command", required=True)
+
+  def common(q, out=True):
+    q.add_argument("--data-dir", default=None,
+                   help="directory holding data sets as <dir>/<name>/ (else $LTBENCH_DATA, "
+                        "then the user cache)")
+    if out:
+      q.add_argument("--out", default="results", help="results root (default: results)")
+
+  r = sub.add_parser("run", help="run a table spec (no SPEC: the synthetic demo)")
+  r.add_argument("spec", nargs="?", default=None, help="e.g. cdn/table2 (see `ltbench list`)")
+  r.add_argument("--quick", action="store_true", help="the spec's small synthetic variant")
+  r.add_argument("--seeds", type=_ints, default=None, help="e.g. 0,1,2 (default: the spec's)")
+  r.add_argument("--rows", type=_names, default=None, help="comma-separated row names")
+  r.add_argument("--epochs", type=int, default=None,
+                 help="override the epoch count (a reduced run; results go to a separate folder)")
+  r.add_argument("--no-download", action="store_true", help="fail instead of downloading data")
+  common(r)
+  r.set_defaults(func=cmd_run)
+
+  d = sub.add_parser("diff", help="ours vs the paper, per cell, and the paper's claims")
+  d.add_argument("spec")
+  d.add_argument("--quick", action="store_true")
+  d.add_argument("--epochs", type=int, default=None, help="diff the reduced run of that length")
+  d.add_argument("--out", default="results")
+  d.set_defaults(func=cmd_diff)
+
+  l = sub.add_parser("list", help="every spec, its data set, rows, and whether data is present")
+  common(l, out=False)
+  l.set_defaults(func=cmd_list)
+
+  da = sub.add_parser("data", help="where data is looked for, download, prepare")
+  da.add_argument("action", choices=["info", "download", "prepare"])
+  da.add_argument("name", help="synthetic, ml-100k or ml-1m")
+  da.add_argument("--no-download", action="store_true")
+  common(da, out=False)
+  da.set_defaults(func=cmd_data)
+  return p
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    return args.func(args)
+  except LtbenchError as e:
+    print(f"ltbench: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("\nltbench: interrupted; finished trials are on disk and a rerun resumes from them",
+          file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,100 @@
+"""Registry of data sets: name -> how to find, parse and turn it into a cached Bundle."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import sys
+from typing import Callable
+
+from ltbench.data import sources
+from ltbench.data.bundle import Bundle
+from ltbench.errors import DataError, SpecError
+
+# Bump when feature/split code changes, so cached bundles are rebuilt.
+BUNDLE_FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  name: str
+  description: str
+  head_fraction: float  # default head slice: top fraction of items by train frequency
+  downloadable: bool  # has an official URL + checksum in ltbench.data.sources
+
+
+def _synthetic(_path, head_fraction, split_seed, **config):
+  from ltbench.data import synthetic
+  return synthetic.generate(synthetic.SyntheticConfig(head_fraction=head_fraction, **config))
+
+
+def _movielens(loader_name):
+  def build(path, head_fraction, split_seed):
+    from ltbench.data import features, movielens
+    raw = getattr(movielens, loader_name)(path)
+    meta = {"source": str(path), "files": [p.name for p in raw.files],
+            "checksum": sources.digest(raw.files), "has_timestamps": raw.has_timestamps}
+    return features.bundle_from_frames(raw.name, raw.ratings, raw.users, raw.items,
+                                       raw.has_timestamps, head_fraction, split_seed, meta)
+  return build
+
+
+DATASETS: dict[str, Dataset] = {
+    "synthetic": Dataset("synthetic", "embedded seeded generator (no download)", 0.2, False),
+    "ml-100k": Dataset("ml-100k", "MovieLens 100K (GroupLens)", 0.2, True),
+    "ml-1m": Dataset("ml-1m", "MovieLens 1M (GroupLens)", 0.2, True),
+}
+_BUILDERS: dict[str, Callable] = {
+    "synthetic": _synthetic,
+    "ml-100k": _movielens("load_ml100k"),
+    "ml-1m": _movielens("load_ml1m"),
+}
+
+
+def get(name: str) -> Dataset:
+  if name not in DATASETS:
+    raise SpecError(f"unknown data set {name!r}; valid: {', '.join(sorted(DATASETS))}")
+  return DATASETS[name]
+
+
+def cache_root() -> pathlib.Path:
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return pathlib.Path(base) / "ltbench"
+
+
+def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | None = None,
+                split_seed: int = 0, download: bool = True, use_cache: bool = True,
+                synthetic_config: dict | None = None) -> Bundle:
+  """Finds (or downloads) the data set, parses it and returns its Bundle, cached on disk."""
+  ds = get(name)
+  head_fraction = ds.head_fraction if head_fraction is None else head_fraction
+  if name == "synthetic":
+    return _synthetic(None, head_fraction, split_seed, **(synthetic_config or {}))
+  path = sources.ensure(name, data_dir=data_dir, download_missing=download)
+  key_src = {"format": BUNDLE_FORMAT, "name": name, "head": head_fraction, "split": split_seed,
+             "files": sorted((p.name, p.stat().st_size, int(p.stat().st_mtime))
+                             for p in pathlib.Path(path).iterdir() if p.is_file())}
+  key = hashlib.sha256(json.dumps(key_src).encode()).hexdigest()[:16]
+  cached = cache_root() / "bundles" / f"{name}-{key}.npz"
+  if use_cache and cached.exists():
+    try:
+      return Bundle.load(cached)
+    except Exception as e:  # a corrupt cache entry is rebuilt, never fatal
+      print(f"[ltbench] ignoring unreadable bundle cache {cached}: {e}", file=sys.stderr)
+  print(f"[ltbench] parsing {name} from {path} ...", file=sys.stderr)
+  bundle = _BUILDERS[name](path, head_fraction, split_seed)
+  if use_cache:
+    try:
+      bundle.save(cached)
+    except OSError as e:
+      print(f"[ltbench] could not write bundle cache {cached}: {e}", file=sys.stderr)
+  return bundle
+
+
+def ensure_known(name: str) -> None:
+  get(name)
+  if name != "synthetic" and name not in sources.SOURCES:
+    raise DataError(f"data set {name!r} has no registered source")

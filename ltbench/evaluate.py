@@ -1,0 +1,322 @@
+"""Leave-one-out ranking metrics: full ranking over the catalogue and sampled negatives.
+
+Every test example is a (user, target item) pair. The rank of the target is the number of
+candidates scored strictly higher, so ties never count against it. A NaN score counts
+against the target, so that a diverged model cannot look good. The per-example metrics are
+fractions; `metrics_from_ranks` reports per-seed means in percent.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _expect_shape(name, array, shape):
+  """Raises ValueError unless `array.shape` matches `shape` (None matches any size)."""
+  ok = len(array.shape) == len(shape) and all(
+      want is None or got == want for got, want in zip(array.shape, shape))
+  if not ok:
+    dims = ["?" if s is None else str(s) for s in shape]
+    expected = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+    raise ValueError(f"{name} must have shape {expected}, got {tuple(array.shape)}")
+
+
+def _expect_ids(name, ids, num_items):
+  """Raises ValueError unless the host array `ids` holds item ids in [0, num_items)."""
+  if not np.issubdtype(ids.dtype, np.integer):
+    raise ValueError(f"{name} must be integer item ids, got dtype {ids.dtype}")
+  if ids.size and (ids.min() < 0 or ids.max() >= num_items):
+    raise ValueError(f"{name} must lie in [0, {num_items}), got values in "
+                     f"[{ids.min()}, {ids.max()}]")
+
+
+def _expect_k(k):
+  if k < 1:
+    raise ValueError(f"k must be a positive integer, got {k}")
+
+
+def target_rank(scores, target, exclude=None):
+  """0-based rank of each example's target among all candidate items.
+
+  Works under jit and vmap.
+
+  Args:
+    scores: float [B, I] score of every item for each example.
+    target: int [B] target item of each example.
+    exclude: optional bool [B, I]; True items (e.g. the user's training items) never count.
+
+  Returns:
+    int32 [B]: the number of non-excluded items scored strictly higher than the target.
+  """
+  scores_BxI = jnp.asarray(scores)
+  target_B = jnp.asarray(target)
+  _expect_shape("scores", scores_BxI, (None, None))
+  batch, num_items = scores_BxI.shape
+  _expect_shape("target", target_B, (batch,))
+  if not jnp.issubdtype(target_B.dtype, jnp.integer):
+    raise ValueError(f"target must be integer, got {target_B.dtype}")
+  target_score_Bx1 = jnp.take_along_axis(scores_BxI, target_B[:, None], axis=-1)
+  # "Not <=" rather than ">" so that NaN on either side counts against the target.
+  beats_BxI = ~(scores_BxI <= target_score_Bx1)
+  is_target_BxI = jnp.arange(num_items)[None, :] == target_B[:, None]
+  beats_BxI = beats_BxI & ~is_target_BxI
+  if exclude is not None:
+    exclude_BxI = jnp.asarray(exclude)
+    _expect_shape("exclude", exclude_BxI, (batch, num_items))
+    if exclude_BxI.dtype != jnp.bool_:
+      raise ValueError(f"exclude must be bool, got {exclude_BxI.dtype}")
+    beats_BxI = beats_BxI & ~exclude_BxI
+  return jnp.sum(beats_BxI, axis=-1, dtype=jnp.int32)
+
+
+def hit_ratio(rank, k):
+  """Hit ratio at k of each example.
+
+  Args:
+    rank: int 0-based ranks, any shape.
+    k: positive int cutoff.
+
+  Returns:
+    float32, same shape: 1.0 where rank < k, else 0.0.
+  """
+  _expect_k(k)
+  return (jnp.asarray(rank) < k).astype(jnp.float32)
+
+
+def ndcg(rank, k):
+  """Normalised discounted cumulative gain at k with a single relevant item.
+
+  Args:
+    rank: int 0-based ranks, any shape.
+    k: positive int cutoff.
+
+  Returns:
+    float32, same shape: 1 / log2(rank + 2) where rank < k, else 0.0.
+
+  References:
+    Jarvelin and Kekalainen, "Cumulated gain-based evaluation of IR techniques", TOIS 2002.
+  """
+  _expect_k(k)
+  rank = jnp.asarray(rank)
+  gain = 1.0 / jnp.log2(rank.astype(jnp.float32) + 2.0)
+  return jnp.where(rank < k, gain, 0.0).astype(jnp.float32)
+
+
+def sampled_target_rank(target_score_B, negative_scores_BxN):
+  """0-based rank of the target among sampled negatives (e.g. 1 target + 99 negatives).
+
+  Args:
+    target_score_B: float score of each example's target.
+    negative_scores_BxN: float scores of each example's sampled negatives.
+
+  Returns:
+    int32 [B]: the number of negatives scored strictly higher than the target.
+  """
+  target_score_B = jnp.asarray(target_score_B)
+  negative_scores_BxN = jnp.asarray(negative_scores_BxN)
+  _expect_shape("target_score_B", target_score_B, (None,))
+  _expect_shape("negative_scores_BxN", negative_scores_BxN, (target_score_B.shape[0], None))
+  # "Not <=" rather than ">" so that NaN on either side counts against the target.
+  beats_BxN = ~(negative_scores_BxN <= target_score_B[:, None])
+  return jnp.sum(beats_BxN, axis=-1, dtype=jnp.int32)
+
+
+def exclusion_mask(indptr, indices, rows, num_items):
+  """Dense exclusion mask of a chunk of users, built on the host.
+
+  Args:
+    indptr: int [num_users + 1] CSR row pointers.
+    indices: int [nnz] CSR item ids, e.g. each user's training items.
+    rows: int [C] user ids of the chunk; repeats are allowed.
+    num_items: catalogue size I.
+
+  Returns:
+    numpy bool [C, I], True where the item is in that user's CSR row.
+  """
+  indptr = np.asarray(indptr)
+  indices = np.asarray(indices)
+  rows = np.asarray(rows)
+  _expect_shape("indptr", indptr, (None,))
+  _expect_shape("indices", indices, (None,))
+  _expect_shape("rows", rows, (None,))
+  if not np.issubdtype(rows.dtype, np.integer):
+    raise ValueError(f"rows must be integer user ids, got dtype {rows.dtype}")
+  num_users = indptr.shape[0] - 1
+  if rows.size and (rows.min() < 0 or rows.max() >= num_users):
+    raise ValueError(f"rows must lie in [0, {num_users}), got values in "
+                     f"[{rows.min()}, {rows.max()}]")
+  start_C = indptr[rows]
+  length_C = indptr[rows + 1] - start_C
+  # Flatten the chunk's CSR rows: entry e belongs to chunk row row_E[e] and sits at
+  # position start + (e - first entry of that row) of `indices`.
+  row_E = np.repeat(np.arange(rows.shape[0]), length_C)
+  first_C = np.cumsum(length_C) - length_C
+  pos_E = np.repeat(start_C - first_C, length_C) + np.arange(row_E.shape[0])
+  item_E = indices[pos_E]
+  _expect_ids("indices", item_E, num_items)
+  mask_CxI = np.zeros((rows.shape[0], num_items), dtype=bool)
+  mask_CxI[row_E, item_E] = True
+  return mask_CxI
+
+
+@jax.jit
+def _rank_full_chunk(user_SxCxD, item_SxIxD, target_C, exclude_CxI):
+  scores_SxCxI = jnp.einsum("scd,sid->sci", user_SxCxD, item_SxIxD)
+  return jax.vmap(target_rank, in_axes=(0, None, None))(scores_SxCxI, target_C, exclude_CxI)
+
+
+@jax.jit
+def _rank_sampled_chunk(user_SxCxD, item_SxIxD, target_C, negatives_CxN):
+  target_item_SxCxD = item_SxIxD[:, target_C]
+  negative_item_SxCxNxD = item_SxIxD[:, negatives_CxN]
+  target_score_SxC = jnp.einsum("scd,scd->sc", user_SxCxD, target_item_SxCxD)
+  negative_scores_SxCxN = jnp.einsum("scd,scnd->scn", user_SxCxD, negative_item_SxCxNxD)
+  return jax.vmap(sampled_target_rank)(target_score_SxC, negative_scores_SxCxN)
+
+
+def _pad_axis(array, axis, size):
+  """Zero-pads a host array along `axis` up to `size`."""
+  widths = [(0, 0)] * array.ndim
+  widths[axis] = (0, size - array.shape[axis])
+  return np.pad(array, widths)
+
+
+def _check_towers(user_SxUxD, item_SxIxD):
+  _expect_shape("user_SxUxD", user_SxUxD, (None, None, None))
+  seeds, _, dim = user_SxUxD.shape
+  _expect_shape("item_SxIxD", item_SxIxD, (seeds, None, dim))
+
+
+def _chunk_bounds(num_examples, chunk_size):
+  """Yields (start, stop) of each chunk and the common (padded) chunk length."""
+  if chunk_size < 1:
+    raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+  # A chunk never exceeds U, so a small evaluation set does not score padding rows.
+  chunk = max(1, min(chunk_size, num_examples))
+  return chunk, [(s, min(s + chunk, num_examples)) for s in range(0, num_examples, chunk)]
+
+
+def rank_full(user_SxUxD, item_SxIxD, target_U, exclude=None, chunk_size=1024):
+  """Full-ranking protocol: rank each target among the whole catalogue, for S models.
+
+  Examples are scored in chunks of chunk_size by one jitted function (the last chunk is
+  padded, so it compiles once per shape); exclusion masks are built on the host per chunk.
+
+  Args:
+    user_SxUxD: float user embedding of each evaluation example, for each of S models.
+    item_SxIxD: float embeddings of the whole catalogue, for each of S models.
+    target_U: int target item of each example.
+    exclude: None, or (indptr, indices, users_U): example u excludes the items of CSR
+      row users_U[u] (e.g. its user's training items).
+    chunk_size: examples scored per jitted call; a chunk is never longer than U.
+
+  Returns:
+    numpy int32 [S, U] 0-based target ranks (see `target_rank`).
+  """
+  user_SxUxD = np.asarray(user_SxUxD)
+  item_SxIxD = jnp.asarray(item_SxIxD)
+  target_U = np.asarray(target_U)
+  _check_towers(user_SxUxD, item_SxIxD)
+  seeds, num_examples, _ = user_SxUxD.shape
+  num_items = item_SxIxD.shape[1]
+  _expect_shape("target_U", target_U, (num_examples,))
+  _expect_ids("target_U", target_U, num_items)
+  if exclude is not None:
+    if len(exclude) != 3:
+      raise ValueError(f"exclude must be (indptr, indices, users_U), got {len(exclude)} items")
+    indptr, indices, users_U = (np.asarray(a) for a in exclude)
+    _expect_shape("exclude users_U", users_U, (num_examples,))
+  chunk, bounds = _chunk_bounds(num_examples, chunk_size)
+  ranks = []
+  for start, stop in bounds:
+    user_SxCxD = _pad_axis(user_SxUxD[:, start:stop], 1, chunk)
+    target_C = _pad_axis(target_U[start:stop], 0, chunk)
+    exclude_CxI = None
+    if exclude is not None:
+      exclude_CxI = _pad_axis(exclusion_mask(indptr, indices, users_U[start:stop], num_items),
+                              0, chunk)
+    # Dispatch is asynchronous: the next chunk's mask is built while this one runs.
+    ranks_SxC = _rank_full_chunk(user_SxCxD, item_SxIxD, target_C, exclude_CxI)
+    ranks.append(ranks_SxC[:, :stop - start])
+  if not ranks:
+    return np.zeros((seeds, 0), np.int32)
+  return np.concatenate([np.asarray(r) for r in ranks], axis=1).astype(np.int32)
+
+
+def rank_sampled(user_SxUxD, item_SxIxD, target_U, negatives_UxN, chunk_size=1024):
+  """Sampled protocol: rank each target among its own sampled negatives, for S models.
+
+  Args:
+    user_SxUxD: float user embedding of each evaluation example, for each of S models.
+    item_SxIxD: float embeddings of the whole catalogue, for each of S models.
+    target_U: int target item of each example.
+    negatives_UxN: int sampled negative items of each example (e.g. N = 99).
+    chunk_size: examples scored per jitted call; a chunk is never longer than U.
+
+  Returns:
+    numpy int32 [S, U] 0-based target ranks (see `sampled_target_rank`).
+  """
+  user_SxUxD = np.asarray(user_SxUxD)
+  item_SxIxD = jnp.asarray(item_SxIxD)
+  target_U = np.asarray(target_U)
+  negatives_UxN = np.asarray(negatives_UxN)
+  _check_towers(user_SxUxD, item_SxIxD)
+  seeds, num_examples, _ = user_SxUxD.shape
+  num_items = item_SxIxD.shape[1]
+  _expect_shape("target_U", target_U, (num_examples,))
+  _expect_shape("negatives_UxN", negatives_UxN, (num_examples, None))
+  _expect_ids("target_U", target_U, num_items)
+  _expect_ids("negatives_UxN", negatives_UxN, num_items)
+  chunk, bounds = _chunk_bounds(num_examples, chunk_size)
+  ranks = []
+  for start, stop in bounds:
+    user_SxCxD = _pad_axis(user_SxUxD[:, start:stop], 1, chunk)
+    target_C = _pad_axis(target_U[start:stop], 0, chunk)
+    negatives_CxN = _pad_axis(negatives_UxN[start:stop], 0, chunk)
+    ranks_SxC = _rank_sampled_chunk(user_SxCxD, item_SxIxD, target_C, negatives_CxN)
+    ranks.append(ranks_SxC[:, :stop - start])
+  if not ranks:
+    return np.zeros((seeds, 0), np.int32)
+  return np.concatenate([np.asarray(r) for r in ranks], axis=1).astype(np.int32)
+
+
+def metrics_from_ranks(ranks_SxU, ks, slices):
+  """Per-seed HR@k and NDCG@k, in percent, on each slice of the evaluation examples.
+
+  Args:
+    ranks_SxU: int 0-based target ranks from `rank_full` or `rank_sampled`.
+    ks: sequence of positive int cutoffs.
+    slices: dict name -> numpy bool [U] selecting the examples of that slice
+      (e.g. 'overall', 'head', 'tail').
+
+  Returns:
+    dict (slice_name, f"HR@{k}" or f"NDCG@{k}") -> numpy float64 [S] per-seed mean x 100;
+    NaN for an empty slice.
+  """
+  ranks_SxU = np.asarray(ranks_SxU)
+  _expect_shape("ranks_SxU", ranks_SxU, (None, None))
+  seeds, num_examples = ranks_SxU.shape
+  ks = [int(k) for k in ks]
+  for k in ks:
+    _expect_k(k)
+  results = {}
+  for name, mask in slices.items():
+    mask_U = np.asarray(mask)
+    _expect_shape(f"slice {name!r}", mask_U, (num_examples,))
+    if mask_U.dtype != np.bool_:
+      raise ValueError(f"slice {name!r} must be a bool mask, got dtype {mask_U.dtype}")
+    ranks_SxM = ranks_SxU[:, mask_U].astype(np.float64)
+    for k in ks:
+      if ranks_SxM.shape[1] == 0:
+        # Explicit NaN: np.mean of an empty slice would warn.
+        hr_S = np.full(seeds, np.nan)
+        ndcg_S = np.full(seeds, np.nan)
+      else:
+        hit_SxM = ranks_SxM < k
+        hr_S = 100.0 * hit_SxM.mean(axis=1)
+        ndcg_S = 100.0 * np.where(hit_SxM, 1.0 / np.log2(ranks_SxM + 2.0), 0.0).mean(axis=1)
+      results[(name, f"HR@{k}")] = hr_S
+      results[(name, f"NDCG@{k}")] = ndcg_S
+  return results

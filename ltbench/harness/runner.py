@@ -1,0 +1,281 @@
+"""Runs a table spec: rows × seeds as vmapped trials, persisted one JSON line per finished
+trial, resumable, with orbax checkpoints for long trials and a report at the end."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import ltbench
+from ltbench import evaluate, methods
+from ltbench.data import registry
+from ltbench.data.bundle import Bundle
+from ltbench.harness import report
+from ltbench.harness.spec import Row, TableSpec
+from ltbench.train import TrainState, train
+
+
+# -- metadata ----------------------------------------------------------------------------
+
+def git_commit() -> str:
+  here = pathlib.Path(__file__).resolve().parent
+  try:
+    out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                         text=True, timeout=5)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+
+
+def environment() -> dict[str, Any]:
+  import flax
+  import optax
+  dev = jax.devices()[0]
+  return {"ltbench": ltbench.__version__, "jax": jax.__version__, "flax": flax.__version__,
+          "optax": optax.__version__, "numpy": np.__version__, "python": platform.python_version(),
+          "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')} x{jax.device_count()}",
+          "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+          "git_commit": git_commit()}
+
+
+def protocol_text(spec: TableSpec, bundle: Bundle) -> str:
+  return (f"{bundle.meta.get('split')}; full ranking over all {bundle.num_items} items with the "
+          f"user's train and validation items excluded; head = top "
+          f"{100 * bundle.meta.get('head_fraction', 0):g}% items by train frequency")
+
+
+# -- trial store -------------------------------------------------------------------------
+
+class TrialStore:
+  """Append-only JSON-lines file of finished (or failed) trials."""
+
+  def __init__(self, path: pathlib.Path):
+    self.path = pathlib.Path(path)
+
+  def load(self) -> list[dict]:
+    if not self.path.exists():
+      return []
+    out = []
+    for n, line in enumerate(self.path.read_text().splitlines(), 1):
+      if not line.strip():
+        continue
+      try:
+        out.append(json.loads(line))
+      except json.JSONDecodeError:  # a line cut by a crash: skip it, the trial reruns
+        print(f"[ltbench] {self.path}:{n}: skipping an unreadable trial record", file=sys.stderr)
+    return out
+
+  def append(self, record: dict) -> None:
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record, sort_keys=True) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+
+
+def config_key(spec: TableSpec, row: Row, bundle: Bundle) -> str:
+  """Hash of everything that changes a trial's result (not seeds, logging or checkpoints)."""
+  train_cfg = {k: v for k, v in dataclasses.asdict(spec.train).items()
+               if k not in ("log_every", "checkpoint_every")}
+  src = {"method": row.method, "params": row.params, "train": train_cfg,
+         "model": dataclasses.asdict(spec.model), "dataset": spec.dataset,
+         "checksum": bundle.meta.get("checksum"), "split": bundle.meta.get("split"),
+         "head": bundle.meta.get("head_fraction"), "data_options": spec.data_options,
+         "protocol": spec.protocol}
+  return hashlib.sha256(json.dumps(src, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# -- checkpoints -------------------------------------------------------------------------
+
+class Checkpointer:
+  """orbax checkpoints of the vmapped train state of one row's pending seeds."""
+
+  def __init__(self, directory: pathlib.Path, every: int):
+    self.every = every
+    self.directory = pathlib.Path(directory).resolve()
+    self._manager = None
+
+  @property
+  def manager(self):
+    if self._manager is None:
+      import orbax.checkpoint as ocp
+      self._manager = ocp.CheckpointManager(
+          self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+    return self._manager
+
+  def restore(self, template: TrainState) -> tuple[TrainState, int] | None:
+    if not self.every or not self.directory.exists():
+      return None
+    import orbax.checkpoint as ocp
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    state = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    return state, step + 1
+
+  def maybe_save(self, epoch: int, state: TrainState, last: bool) -> None:
+    if self.every and (epoch + 1) % self.every == 0 and not last:
+      import orbax.checkpoint as ocp
+      self.manager.save(epoch, args=ocp.args.StandardSave(state), force=True)
+      self.manager.wait_until_finished()
+
+  def clear(self) -> None:
+    if self._manager is not None:
+      self._manager.close()
+      self._manager = None
+    shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# -- evaluation --------------------------------------------------------------------------
+
+_SERVE_CACHE: dict[int, Any] = {}
+
+
+def evaluate_split(method, params_S, data, bundle: Bundle, split: str, ks, chunk_size=1024
+                   ) -> dict[str, np.ndarray]:
+  """Per-seed metrics (percent) for the validation or test split, by slice."""
+  serve = jax.jit(jax.vmap(method.serve, in_axes=(0, None)))
+  user_SxUxD, item_SxIxD = serve(params_S, data)
+  if split == "valid":
+    users, targets = bundle.valid_user, bundle.valid_item
+  else:
+    users, targets = bundle.test_user, bundle.test_item
+  indptr, indices = bundle.seen_csr(include_valid=(split == "test"))
+  ranks_SxU = evaluate.rank_full(user_SxUxD[:, jnp.asarray(users)], item_SxIxD, targets,
+                                 exclude=(indptr, indices, users), chunk_size=chunk_size)
+  head = bundle.head_mask[targets]
+  slices = {"overall": np.ones_like(head), "head": head, "tail": ~head}
+  metrics = evaluate.metrics_from_ranks(ranks_SxU, ks, slices)
+  return {f"{s}/{m}": v for (s, m), v in metrics.items()}
+
+
+# -- running a spec ----------------------------------------------------------------------
+
+def slug(text: str) -> str:
+  return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def load_spec_bundle(spec: TableSpec, data_dir: str | None = None, download: bool = True) -> Bundle:
+  return registry.load_bundle(spec.dataset, data_dir=data_dir, head_fraction=spec.head_fraction,
+                              download=download, synthetic_config=spec.data_options or None)
+
+
+def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | None = None,
+             data_dir: str | None = None, out_root: str | os.PathLike = "results",
+             download: bool = True) -> tuple[report.Table, pathlib.Path]:
+  """Runs the missing trials of `spec` and writes its reports; returns (table, out_dir)."""
+  seeds = list(spec.seeds if seeds is None else seeds)
+  selected = spec.select_rows(rows)
+  out_dir = pathlib.Path(out_root) / spec.out_name
+  store = TrialStore(out_dir / "trials.jsonl")
+  t_load = time.time()
+  bundle = load_spec_bundle(spec, data_dir, download)
+  print(f"[ltbench] {spec.out_name}: {bundle.summary()} (loaded in {time.time() - t_load:.1f}s)",
+        file=sys.stderr)
+  data = bundle.device_arrays()
+  env = environment()
+  t_run = time.time()
+  for r_idx, row in enumerate(selected, 1):
+    key = config_key(spec, row, bundle)
+    done = {t["seed"] for t in store.load()
+            if t["row"] == row.name and t["config"] == key and t.get("status") == "ok"}
+    pending = [s for s in seeds if s not in done]
+    if not pending:
+      print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: seeds {sorted(done)} already on "
+            f"disk, skipping", file=sys.stderr)
+      continue
+    print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: training seeds {pending} "
+          f"({spec.train.epochs} epochs, vmapped)", file=sys.stderr, flush=True)
+    run_row(spec, row, bundle, data, pending, key, store, out_dir, env)
+  keys = {r.name: config_key(spec, r, bundle) for r in spec.rows}
+  trials = store.load()
+  stale = sum(1 for t in trials if t["row"] in keys and keys[t["row"]] != t["config"])
+  if stale:
+    print(f"[ltbench] ignoring {stale} trial(s) in {store.path} run with another configuration",
+          file=sys.stderr)
+  table = report.build_table(spec, [t for t in trials if keys.get(t["row"]) == t["config"]])
+  meta = {**env, "spec": spec.id, "dataset": spec.dataset, "bundle_summary": bundle.summary(),
+          "split": bundle.meta.get("split"), "data_checksum": bundle.meta.get("checksum"),
+          "protocol_text": protocol_text(spec, bundle), "train": dataclasses.asdict(spec.train),
+          "model": dataclasses.asdict(spec.model), "seeds_requested": seeds,
+          "wall_time_this_invocation_s": round(time.time() - t_run, 1),
+          "trial_wall_time_s": {r: round(sum(t["wall_time_s"] for t in trials
+                                             if t["row"] == r and t["config"] == keys[r]
+                                             and t.get("status") == "ok"), 1)
+                                for r in table.seeds}}
+  (out_dir / "run.json").write_text(json.dumps({"config_keys": keys, "meta": meta}, indent=1))
+  write = report.write_reports(table, meta, out_dir)
+  print(f"[ltbench] wrote {', '.join(str(p) for p in write)}", file=sys.stderr)
+  return table, out_dir
+
+
+def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int], key: str,
+            store: TrialStore, out_dir: pathlib.Path, env: dict) -> None:
+  method = methods.build(row.method, bundle, spec.model, name=row.name, **row.params)
+  keys_S = jnp.stack([jax.random.PRNGKey(s) for s in pending])
+  ckpt = Checkpointer(out_dir / "ckpt" / f"{slug(row.name)}-{key}-s{'_'.join(map(str, pending))}",
+                      spec.train.checkpoint_every)
+  state, start = None, 0
+  if ckpt.every and ckpt.directory.exists():
+    import optax
+    tx = optax.adam(spec.train.learning_rate)
+    params = jax.vmap(method.init, in_axes=(0, None))(keys_S, data)
+    restored = ckpt.restore(TrainState(params, jax.vmap(tx.init)(params)))
+    if restored is not None:
+      state, start = restored
+      print(f"[ltbench]   resuming {row.name} from its checkpoint after epoch {start}",
+            file=sys.stderr)
+  t0 = time.time()
+  result = train(method, data, bundle.num_train, keys_S, spec.train, label=row.name,
+                 seeds=pending, state=state, start_epoch=start,
+                 on_epoch=lambda e, st, _: ckpt.maybe_save(e, st, e + 1 == spec.train.epochs))
+  test = evaluate_split(method, result.params, data, bundle, "test", spec.ks)
+  valid = evaluate_split(method, result.params, data, bundle, "valid", spec.ks)
+  wall = (time.time() - t0) / len(pending)
+  for s_idx, seed in enumerate(pending):
+    base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,
+            "method": row.method, "params": row.params, "split": bundle.meta.get("split"),
+            "data_checksum": bundle.meta.get("checksum"), "device": env["device"],
+            "git_commit": env["git_commit"], "wall_time_s": round(wall, 2),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if s_idx in result.failed:
+      store.append({**base, "status": "failed", "error": result.failed[s_idx]})
+      continue
+    store.append({**base, "status": "ok",
+                  "test": {c: float(v[s_idx]) for c, v in test.items()},
+                  "valid": {c: float(v[s_idx]) for c, v in valid.items()},
+                  "loss_per_epoch": [round(float(x), 5) for x in result.losses[s_idx]]})
+  ckpt.clear()
+  summary = ", ".join(f"{c} {np.nanmean(test[c]):.2f}" for c in spec.cells[:2])
+  print(f"[ltbench]   {row.name}: {summary} ({time.time() - t0:.0f}s for {len(pending)} seeds)",
+        file=sys.stderr)
+
+
+def load_table(spec: TableSpec, out_dir: pathlib.Path) -> report.Table:
+  """The table of the trials on disk, for the configuration of the last run of this spec."""
+  from ltbench.errors import SpecError
+  run_file = out_dir / "run.json"
+  if not run_file.exists():
+    raise SpecError(f"no results for {spec.out_name} in {out_dir}: run `ltbench run "
+                    f"{spec.id}{' --quick' if spec.is_quick else ''}` first (or pass --out)")
+  keys = json.loads(run_file.read_text())["config_keys"]
+  trials = [t for t in TrialStore(out_dir / "trials.jsonl").load()
+            if keys.get(t["row"]) == t["config"]]
+  return report.build_table(spec, trials)

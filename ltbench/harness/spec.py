@@ -1,0 +1,77 @@
+"""Table specs: what a paper table is, with the paper's numbers and claims inline."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from ltbench.methods.baselines import ModelConfig
+from ltbench.train import TrainConfig
+
+# A cell key is "<slice>/<metric>", e.g. "tail/HR@50".
+PaperValue = tuple[float, float | None]  # (mean, standard error or None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  name: str  # row label as in the paper
+  method: str  # key in ltbench.methods.METHODS
+  params: dict[str, Any] = dataclasses.field(default_factory=dict)  # method options
+  paper: dict[str, PaperValue] = dataclasses.field(default_factory=dict)  # cell -> value
+  note: str = ""  # how this row was configured (e.g. a hyper-parameter choice)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimResult:
+  holds: bool | None  # None when the rows it needs have not run
+  evidence: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  text: str  # the paper's claim in words
+  check: Callable[[Any], ClaimResult]  # Table -> result
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+  id: str  # "<paper>/<table>", e.g. "cdn/table2"
+  title: str  # one line
+  paper: str  # citation
+  dataset: str  # key in ltbench.data.registry.DATASETS
+  cells: tuple[str, ...]  # columns, e.g. ("overall/HR@50", "overall/NDCG@50", ...)
+  rows: tuple[Row, ...]
+  seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # trial seeds (init and data order)
+  train: TrainConfig = TrainConfig()
+  model: ModelConfig = ModelConfig()
+  head_fraction: float | None = None  # None = the data set's default
+  protocol: str = "full"  # "full": rank all items, excluding the user's train/valid items
+  data_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # synthetic config
+  claims: tuple[Claim, ...] = ()
+  notes: tuple[str, ...] = ()  # protocol decisions and deviations, printed in reports
+  quick: Callable[[], "TableSpec"] | None = None  # small variant on synthetic data
+  is_quick: bool = False
+  variant: str = ""  # suffix of the results folder for reduced runs (e.g. "-epochs10")
+
+  @property
+  def ks(self) -> tuple[int, ...]:
+    return tuple(sorted({int(c.split("@")[1]) for c in self.cells}))
+
+  @property
+  def slices(self) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c.split("/")[0] for c in self.cells))
+
+  @property
+  def out_name(self) -> str:
+    return self.id + ("-quick" if self.is_quick else "") + self.variant
+
+  def row(self, name: str) -> Row:
+    for r in self.rows:
+      if r.name == name:
+        return r
+    from ltbench.errors import SpecError
+    raise SpecError(f"unknown row {name!r} in {self.id}; valid: "
+                    f"{', '.join(r.name for r in self.rows)}")
+
+  def select_rows(self, names: list[str] | None) -> tuple[Row, ...]:
+    return self.rows if not names else tuple(self.row(n) for n in names)

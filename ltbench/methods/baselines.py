@@ -1,0 +1,107 @@
+"""Backbone and re-balancing baselines on the two-tower model with full softmax.
+
+- Two-tower (Yi et al., RecSys 2019): softmax over the whole catalogue.
+- ClassBalance (Cui et al., CVPR 2019): the same loss, each example weighted by the inverse
+  effective number of samples of its target item.
+- LogQ (Menon et al., ICLR 2021 logit adjustment; "LogQ" in MIRec/CDN): training logits
+  s + λ·log p_i, serving with raw s, which shifts the ranking towards tail items.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ltbench import losses
+from ltbench.data.bundle import FieldSpec
+from ltbench.models.towers import TwoTower
+from ltbench.train import permutation_batches
+
+
+def gather_rows(feats: dict, idx) -> dict:
+  """Feature rows of the given entities (works for any leading shape of idx)."""
+  return {k: v[idx] for k, v in feats.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  embed_dim: int = 64  # per-field embedding size (Appendix B.3: 64)
+  sizes: tuple[int, ...] = (256, 128, 64)  # tower MLP sizes (Appendix B.3)
+  dropout: float = 0.1  # dropout rate in the towers
+
+  def two_tower(self, user_fields, item_fields) -> TwoTower:
+    return TwoTower(tuple(user_fields), tuple(item_fields), self.embed_dim, tuple(self.sizes),
+                    self.dropout)
+
+
+# An objective maps (logits_BxI, target item_B, data) to a scalar loss.
+Objective = Callable[[jax.Array, jax.Array, dict], jax.Array]
+
+
+def softmax_objective() -> Objective:
+  def objective(logits_BxI, item_B, data):
+    return losses.softmax_cross_entropy(logits_BxI, item_B)
+  return objective
+
+
+def class_balanced_objective(beta: float) -> Objective:
+  def objective(logits_BxI, item_B, data):
+    weights_I = losses.class_balanced_weights(data["item_counts"], beta)
+    return losses.softmax_cross_entropy(logits_BxI, item_B, weights_I[item_B])
+  return objective
+
+
+def logq_objective(weight: float) -> Objective:
+  def objective(logits_BxI, item_B, data):
+    log_p_I = losses.log_prior(data["item_counts"])
+    return losses.softmax_cross_entropy(losses.logit_adjustment(logits_BxI, log_p_I, weight),
+                                        item_B)
+  return objective
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoTowerSoftmax:
+  """Two-tower model trained with a full-softmax objective over all items."""
+
+  name: str
+  user_fields: tuple[FieldSpec, ...]
+  item_fields: tuple[FieldSpec, ...]
+  objective: Objective
+  model_cfg: ModelConfig = ModelConfig()
+
+  @property
+  def model(self) -> TwoTower:
+    return self.model_cfg.two_tower(self.user_fields, self.item_fields)
+
+  def init(self, key, data):
+    user0 = gather_rows(data["user_features"], jnp.zeros((1,), jnp.int32))
+    item0 = gather_rows(data["item_features"], jnp.zeros((1,), jnp.int32))
+    return self.model.init(key, user0, item0)
+
+  def sample(self, key, data, epoch, num_steps, batch_size):
+    return permutation_batches(key, data["train_user"].shape[0], num_steps, batch_size)
+
+  def embed(self, params, data, users, key=None):
+    """(user_BxD for the given users, item_IxD for the whole catalogue); dropout iff key."""
+    train = key is not None
+    rngs = {"dropout": key} if train else {}
+    model = self.model
+    user_BxD = model.apply(params, gather_rows(data["user_features"], users), not train,
+                           method=model.users, rngs=rngs)
+    items_IxD = model.apply(params, data["item_features"], not train, method=model.items,
+                            rngs=rngs)
+    return user_BxD, items_IxD
+
+  def loss(self, params, batch_idx_B, data, key, epoch):
+    user_B = data["train_user"][batch_idx_B]
+    item_B = data["train_item"][batch_idx_B]
+    user_BxD, items_IxD = self.embed(params, data, user_B, key)
+    logits_BxI = user_BxD @ items_IxD.T
+    return self.objective(logits_BxI, item_B, data), {}
+
+  def serve(self, params, data):
+    num_users = data["user_features"]["user_id"].shape[0]
+    return self.embed(params, data, jnp.arange(num_users))

@@ -1,0 +1,153 @@
+"""The shared training loop: one jitted call per epoch, `lax.scan` over mini-batches, `vmap`
+over seeds, donated state.
+
+A method supplies four pure functions (see `Method`); the loop owns the optimiser, the
+data order, progress, NaN checks and checkpoints. The Python loop runs over epochs only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from typing import Any, Callable, Protocol
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  epochs: int = 40  # epochs of the whole run (all phases together)
+  batch_size: int = 1024  # examples per step
+  learning_rate: float = 1e-3  # Adam step size
+  weight_decay: float = 0.0  # L2 on all parameters (added to the loss)
+  log_every: int = 1  # print a progress line every this many epochs (0 = never)
+  checkpoint_every: int = 0  # save an orbax checkpoint every this many epochs (0 = never)
+
+
+class Method(Protocol):
+  """A training objective on a Bundle's device arrays (`data`). All functions are pure."""
+
+  name: str
+
+  def init(self, key: jax.Array, data: PyTree) -> PyTree:
+    """Parameters for one seed."""
+
+  def sample(self, key: jax.Array, data: PyTree, epoch: jax.Array, num_steps: int,
+             batch_size: int) -> PyTree:
+    """The epoch's mini-batches: a pytree whose leaves lead with [num_steps, batch_size]."""
+
+  def loss(self, params: PyTree, batch: PyTree, data: PyTree, key: jax.Array,
+           epoch: jax.Array) -> tuple[jax.Array, dict]:
+    """Scalar loss of one mini-batch (epoch is the 0-based epoch index, traced)."""
+
+  def serve(self, params: PyTree, data: PyTree) -> tuple[jax.Array, jax.Array]:
+    """(user_UxD, item_IxD) embeddings for all users and items, as used at serving time."""
+
+
+def permutation_batches(key, num_examples: int, num_steps: int, batch_size: int) -> jax.Array:
+  """A fresh permutation of the training examples cut into [num_steps, batch_size]."""
+  return jax.random.permutation(key, num_examples)[:num_steps * batch_size].reshape(
+      num_steps, batch_size)
+
+
+@flax.struct.dataclass
+class TrainState:
+  params: PyTree
+  opt_state: PyTree
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  if num_examples < batch_size:
+    raise ValueError(f"batch_size {batch_size} exceeds the {num_examples} training examples; "
+                     "lower --batch-size or use a larger data set")
+  return num_examples // batch_size
+
+
+def make_epoch_fn(method: Method, tx: optax.GradientTransformation, num_steps: int,
+                  batch_size: int, weight_decay: float = 0.0) -> Callable:
+  """Builds epoch(state_S, key_S, data, epoch) -> (state_S, mean_loss_S), jitted and vmapped."""
+
+  def loss_fn(params, batch, data, key, epoch):
+    loss, aux = method.loss(params, batch, data, key, epoch)
+    if weight_decay:
+      loss = loss + weight_decay * sum(jnp.sum(p ** 2) for p in jax.tree.leaves(params))
+    return loss, aux
+
+  def one_epoch(state: TrainState, key, data, epoch):
+    k_sample, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
+    batches = method.sample(k_sample, data, epoch, num_steps, batch_size)
+
+    def step(state, inputs):
+      batch, k = inputs
+      (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          state.params, batch, data, k, epoch)
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+
+    state, losses = jax.lax.scan(step, state, (batches, jax.random.split(k_steps, num_steps)))
+    return state, losses.mean()
+
+  return jax.jit(jax.vmap(one_epoch, in_axes=(0, 0, None, None)), donate_argnums=(0,))
+
+
+@dataclasses.dataclass
+class TrainResult:
+  params: PyTree  # leading seed axis
+  losses: np.ndarray  # [S, epochs] mean training loss per epoch
+  failed: dict[int, str]  # seed index -> message (NaN loss)
+  seconds: float
+
+
+def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
+          cfg: TrainConfig, label: str = "", seeds: list[int] | None = None,
+          on_epoch: Callable[[int, TrainState, np.ndarray], None] | None = None,
+          state: TrainState | None = None, start_epoch: int = 0,
+          tx: optax.GradientTransformation | None = None) -> TrainResult:
+  """Trains S seeds of `method` as one program for cfg.epochs epochs.
+
+  A seed whose loss becomes NaN is marked failed (message names row, seed and epoch) and
+  the others go on; `on_epoch(epoch, state, losses_S)` is called after each epoch (for
+  checkpoints). `state`/`start_epoch` resume from a checkpoint.
+  """
+  num_seeds = keys_S.shape[0]
+  seeds = list(range(num_seeds)) if seeds is None else seeds
+  tx = tx or optax.adam(cfg.learning_rate)
+  num_steps = steps_per_epoch(num_examples, cfg.batch_size)
+  if state is None:
+    params = jax.vmap(method.init, in_axes=(0, None))(keys_S, data)
+    state = TrainState(params, jax.vmap(tx.init)(params))
+  epoch_fn = make_epoch_fn(method, tx, num_steps, cfg.batch_size, cfg.weight_decay)
+  losses = np.full((num_seeds, cfg.epochs), np.nan)
+  failed: dict[int, str] = {}
+  t0 = time.time()
+  for epoch in range(start_epoch, cfg.epochs):
+    state, loss_S = epoch_fn(state, keys_S, data, jnp.int32(epoch))
+    loss_S = np.asarray(jax.device_get(loss_S))
+    losses[:, epoch] = loss_S
+    for s in np.flatnonzero(~np.isfinite(loss_S)):
+      if s not in failed:
+        failed[int(s)] = (f"{label}: loss became {loss_S[s]} at epoch {epoch + 1} for seed "
+                          f"{seeds[s]}; this trial stops (others go on). Try a lower learning "
+                          "rate.")
+        print(f"[ltbench] {failed[int(s)]}", file=sys.stderr)
+    if cfg.log_every and ((epoch + 1) % cfg.log_every == 0 or epoch + 1 == cfg.epochs):
+      ok = [l for s, l in enumerate(loss_S) if s not in failed]
+      elapsed = time.time() - t0
+      rate = (epoch + 1 - start_epoch) * num_steps / max(elapsed, 1e-9)
+      print(f"  {label} epoch {epoch + 1:>3}/{cfg.epochs}  loss {np.mean(ok) if ok else math.nan:.4f}"
+            f"  ({elapsed:.0f}s, {rate:.0f} steps/s x {num_seeds} seeds)", file=sys.stderr,
+            flush=True)
+    if on_epoch is not None:
+      on_epoch(epoch, state, loss_S)
+    if len(failed) == num_seeds:
+      break
+  jax.block_until_ready(state.params)
+  return TrainResult(state.params, losses, failed, time.time() - t0)

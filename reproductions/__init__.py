@@ -1,0 +1,19 @@
+"""Table specs, one module per paper table; each module defines `get_spec()`."""
+
+from __future__ import annotations
+
+import importlib
+
+from ltbench.errors import SpecError
+
+# spec id -> module defining get_spec()
+SPECS: dict[str, str] = {
+    "cdn/table2": "reproductions.cdn.table2",
+}
+
+
+def get_spec(spec_id: str):
+  if spec_id not in SPECS:
+    raise SpecError(f"unknown spec {spec_id!r}; valid: {', '.join(sorted(SPECS))} "
+                    "(see `ltbench list`)")
+  return importlib.import_module(SPECS[spec_id]).get_spec()
