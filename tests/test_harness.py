@@ -1,0 +1,131 @@
+"""End-to-end: the --quick spec through the CLI, resume, diff, list, data info, errors,
+and a NaN trial that fails alone while the other seeds' results stay on disk."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from ltbench import cli, methods
+from ltbench.harness import runner
+from ltbench.methods.baselines import TwoTowerSoftmax
+from reproductions import get_spec
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp("results")
+  code = cli.main(["run", "cdn/table2", "--quick", "--out", str(out)])
+  return code, out / "cdn" / "table2-quick"
+
+
+def test_quick_run_writes_tables_and_trials(quick_run):
+  code, out_dir = quick_run
+  assert code == 0
+  trials = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
+  assert sorted((t["row"], t["seed"]) for t in trials) == sorted(
+      (r, s) for r in ("Two-tower", "ClassBalance", "LogQ") for s in (0, 1))
+  for t in trials:
+    assert t["status"] == "ok" and t["split"] == "leave-one-out by timestamp"
+    assert set(t["test"]) == set(get_spec("cdn/table2").cells)
+    assert all(0.0 <= v <= 100.0 for v in t["test"].values())
+    assert t["test"]["overall/HR@50"] > 0.0
+  md = (out_dir / "table.md").read_text()
+  assert md.count("| ours ") == 3 and "The paper's claims" in md
+  payload = json.loads((out_dir / "table.json").read_text())
+  assert payload["meta"]["device"].startswith("cpu") and payload["meta"]["jax"] == jax.__version__
+  assert len(payload["claims"]) == 3 and all(c["holds"] is not None for c in payload["claims"])
+  assert (out_dir / "table.csv").read_text().startswith("row,cell,mean,se,n,paper_mean")
+
+
+def test_rerun_resumes_without_retraining(quick_run, capsys):
+  code, out_dir = quick_run
+  before = (out_dir / "trials.jsonl").read_text()
+  assert cli.main(["run", "cdn/table2", "--quick", "--out", str(out_dir.parent.parent)]) == 0
+  assert (out_dir / "trials.jsonl").read_text() == before
+  assert capsys.readouterr().err.count("already on disk, skipping") == 3
+
+
+def test_diff_lists_cells_and_claims(quick_run, capsys):
+  _, out_dir = quick_run
+  assert cli.main(["diff", "cdn/table2", "--quick", "--out", str(out_dir.parent.parent)]) == 0
+  text = capsys.readouterr().out
+  assert "tail/HR@50" in text and "Claims:" in text and "24.68 ± 0.16" in text
+
+
+def test_diff_without_results_says_what_to_run(tmp_path, capsys):
+  assert cli.main(["diff", "cdn/table2", "--out", str(tmp_path)]) == 2
+  assert "ltbench run cdn/table2" in capsys.readouterr().err
+
+
+def test_list_shows_specs_and_data_presence(tmp_path, capsys):
+  assert cli.main(["list", "--data-dir", str(tmp_path)]) == 0
+  out = capsys.readouterr().out
+  assert "cdn/table2" in out and "ml-1m" in out and "Two-tower, ClassBalance, LogQ" in out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "cdn/table9"], "cdn/table2"),
+    (["run", "cdn/table2", "--quick", "--rows", "Nope"], "Two-tower, ClassBalance, LogQ"),
+    (["data", "info", "ml-2m"], "ml-1m"),
+    (["run", "cdn/table2", "--quick", "--epochs", "0"], "--epochs"),
+])
+def test_bad_input_lists_valid_choices(argv, expected, capsys, tmp_path):
+  assert cli.main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("ltbench: error:") and expected in err and "Traceback" not in err
+
+
+def test_missing_data_names_url_and_directory(tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+  monkeypatch.delenv("LTBENCH_DATA", raising=False)
+  assert cli.main(["run", "cdn/table2", "--no-download", "--data-dir", str(tmp_path),
+                   "--out", str(tmp_path)]) == 2
+  err = capsys.readouterr().err
+  assert "ml-1m.zip" in err and str(tmp_path) in err
+  assert cli.main(["data", "info", "ml-1m", "--data-dir", str(tmp_path)]) == 0
+  assert "files.grouplens.org" in capsys.readouterr().out
+
+
+@dataclasses.dataclass(frozen=True)
+class NaNForPositiveFlag:
+  """Two-tower whose loss is NaN for seeds whose frozen random flag is positive."""
+  base: TwoTowerSoftmax
+  name: str = "NaNRow"
+
+  def init(self, key, data):
+    k_model, k_flag = jax.random.split(key)
+    return {"model": self.base.init(k_model, data), "flag": jax.random.normal(k_flag, ())}
+
+  def sample(self, *args):
+    return self.base.sample(*args)
+
+  def loss(self, params, batch, data, key, epoch):
+    loss, aux = self.base.loss(params["model"], batch, data, key, epoch)
+    return jnp.where(jax.lax.stop_gradient(params["flag"]) > 0, jnp.nan, loss), aux
+
+  def serve(self, params, data):
+    return self.base.serve(params["model"], data)
+
+
+def test_nan_trial_fails_alone_and_others_stay_on_disk(tmp_path, monkeypatch):
+  flags = {s: float(jax.random.normal(jax.random.split(jax.random.PRNGKey(s))[1], ()))
+           for s in range(8)}
+  good = [s for s in flags if flags[s] <= 0][:1]
+  bad = [s for s in flags if flags[s] > 0][:1]
+  monkeypatch.setitem(methods.METHODS, "nan_row", lambda bundle, cfg, name="NaNRow": NaNForPositiveFlag(
+      methods.METHODS["two_tower"](bundle, cfg), name))
+  spec = get_spec("cdn/table2").quick()
+  spec = dataclasses.replace(
+      spec, rows=(dataclasses.replace(spec.rows[0], name="NaNRow", method="nan_row"),), claims=(),
+      train=dataclasses.replace(spec.train, epochs=2))
+  table, out_dir = runner.run_spec(spec, seeds=good + bad, out_root=tmp_path)
+  trials = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
+  status = {t["seed"]: t for t in trials}
+  assert status[good[0]]["status"] == "ok"
+  assert status[bad[0]]["status"] == "failed"
+  assert f"seed {bad[0]}" in status[bad[0]]["error"] and "epoch 1" in status[bad[0]]["error"]
+  assert "NaNRow" in status[bad[0]]["error"]
+  assert table.seeds["NaNRow"] == good
