@@ -28,7 +28,7 @@ from ltbench import methods
 from ltbench.data import registry, sources
 from ltbench.harness import runner
 from ltbench.methods.baselines import ModelConfig
-from ltbench.train import TrainState, make_epoch_fn
+from ltbench.train import TrainConfig, TrainState, make_epoch_fn
 
 
 def bundle_for_benchmark(data_dir):
@@ -75,7 +75,7 @@ def main(argv=None):
   bundle, source = bundle_for_benchmark(args.data_dir)
   data = bundle.device_arrays()
   model_cfg = ModelConfig(embed_dim=64, sizes=(256, 128, 64), dropout=0.1)
-  method = methods.build("two_tower", bundle, model_cfg)
+  method = methods.build("two_tower", bundle, model_cfg, TrainConfig(batch_size=args.batch))
   env = runner.environment()
   print(f"[bench] {env['device']} | {source}: {bundle.summary()}", file=sys.stderr)
   one, _ = time_epochs(method, data, bundle.num_train, 1, args.steps, args.batch, args.repeats)

@@ -51,6 +51,11 @@ class Method(Protocol):
   def serve(self, params: PyTree, data: PyTree) -> tuple[jax.Array, jax.Array]:
     """(user_UxD, item_IxD) embeddings for all users and items, as used at serving time."""
 
+  # Optional, for multi-stage methods (e.g. NDP): at each epoch in `phase_starts` the loop
+  # calls begin_phase(phase, params, key, data) -> params and starts a fresh optimiser state.
+  # phase_starts: tuple[int, ...]
+  # def begin_phase(self, phase: int, params: PyTree, key: jax.Array, data: PyTree) -> PyTree: ...
+
 
 def permutation_batches(key, num_examples: int, num_steps: int, batch_size: int) -> jax.Array:
   """A fresh permutation of the training examples cut into [num_steps, batch_size]."""
@@ -128,7 +133,14 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
   losses = np.full((num_seeds, cfg.epochs), np.nan)
   failed: dict[int, str] = {}
   t0 = time.time()
+  phase_starts = tuple(getattr(method, "phase_starts", ()))
   for epoch in range(start_epoch, cfg.epochs):
+    if epoch in phase_starts:
+      phase = phase_starts.index(epoch) + 1
+      keys_phase = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys_S, 10_000 + phase)
+      params = jax.jit(jax.vmap(method.begin_phase, in_axes=(None, 0, 0, None)),
+                       static_argnums=0)(phase, state.params, keys_phase, data)
+      state = TrainState(params, jax.vmap(tx.init)(params))
     state, loss_S = epoch_fn(state, keys_S, data, jnp.int32(epoch))
     loss_S = np.asarray(jax.device_get(loss_S))
     losses[:, epoch] = loss_S

@@ -26,17 +26,17 @@ def test_quick_run_writes_tables_and_trials(quick_run):
   assert code == 0
   trials = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
   assert sorted((t["row"], t["seed"]) for t in trials) == sorted(
-      (r, s) for r in ("Two-tower", "ClassBalance", "LogQ") for s in (0, 1))
+      (r, s) for r in ("Two-tower", "ClassBalance", "LogQ", "NDP", "BBN", "CDN") for s in (0, 1))
   for t in trials:
     assert t["status"] == "ok" and t["split"] == "leave-one-out by timestamp"
     assert set(t["test"]) == set(get_spec("cdn/table2").cells)
     assert all(0.0 <= v <= 100.0 for v in t["test"].values())
     assert t["test"]["overall/HR@50"] > 0.0
   md = (out_dir / "table.md").read_text()
-  assert md.count("| ours ") == 3 and "The paper's claims" in md
+  assert md.count("| ours ") == 6 and "The paper's claims" in md
   payload = json.loads((out_dir / "table.json").read_text())
   assert payload["meta"]["device"].startswith("cpu") and payload["meta"]["jax"] == jax.__version__
-  assert len(payload["claims"]) == 3 and all(c["holds"] is not None for c in payload["claims"])
+  assert len(payload["claims"]) == 7 and all(c["holds"] is not None for c in payload["claims"])
   assert (out_dir / "table.csv").read_text().startswith("row,cell,mean,se,n,paper_mean")
 
 
@@ -45,7 +45,7 @@ def test_rerun_resumes_without_retraining(quick_run, capsys):
   before = (out_dir / "trials.jsonl").read_text()
   assert cli.main(["run", "cdn/table2", "--quick", "--out", str(out_dir.parent.parent)]) == 0
   assert (out_dir / "trials.jsonl").read_text() == before
-  assert capsys.readouterr().err.count("already on disk, skipping") == 3
+  assert capsys.readouterr().err.count("already on disk, skipping") == 6
 
 
 def test_diff_lists_cells_and_claims(quick_run, capsys):
@@ -115,8 +115,8 @@ def test_nan_trial_fails_alone_and_others_stay_on_disk(tmp_path, monkeypatch):
            for s in range(8)}
   good = [s for s in flags if flags[s] <= 0][:1]
   bad = [s for s in flags if flags[s] > 0][:1]
-  monkeypatch.setitem(methods.METHODS, "nan_row", lambda bundle, cfg, name="NaNRow": NaNForPositiveFlag(
-      methods.METHODS["two_tower"](bundle, cfg), name))
+  monkeypatch.setitem(methods.METHODS, "nan_row", lambda bundle, cfg, train_cfg, name: NaNForPositiveFlag(
+      methods.METHODS["two_tower"](bundle, cfg, train_cfg, name), name))
   spec = get_spec("cdn/table2").quick()
   spec = dataclasses.replace(
       spec, rows=(dataclasses.replace(spec.rows[0], name="NaNRow", method="nan_row"),), claims=(),

@@ -49,7 +49,7 @@ def _ml1m_zip(tmp_path):
 
 
 def test_registered_sources():
-  assert set(sources.SOURCES) == {"ml-1m", "ml-100k"}
+  assert set(sources.SOURCES) == {"ml-1m", "ml-100k", "book-crossing"}
   ml1m = sources.SOURCES["ml-1m"]
   assert ml1m.url == "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
   assert ml1m.md5 == "c4d9eecfca2ab87c1945afe126590906"
@@ -200,7 +200,7 @@ def test_ensure_download_failure_says_where_it_looked(tmp_path, monkeypatch):
     lambda: sources.info("ml-2m"),
 ])
 def test_unknown_dataset_lists_the_valid_names(call):
-  with pytest.raises(DataError, match=r"'ml-2m'; valid names: ml-100k, ml-1m"):
+  with pytest.raises(DataError, match=r"'ml-2m'; valid names: book-crossing, ml-100k, ml-1m"):
     call()
 
 

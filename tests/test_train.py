@@ -18,7 +18,7 @@ MODEL = ModelConfig(embed_dim=8, sizes=(16, 8), dropout=0.1)
 def fit(method_name, seeds, cfg=CFG, **params):
   bundle = synthetic.generate(TINY)
   data = bundle.device_arrays()
-  method = methods.build(method_name, bundle, MODEL, **params)
+  method = methods.build(method_name, bundle, MODEL, cfg, **params)
   keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
   result = train(method, data, bundle.num_train, keys, cfg, label=method_name, seeds=seeds)
   metrics = runner.evaluate_split(method, result.params, data, bundle, "test", (10,))

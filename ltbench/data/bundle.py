@@ -87,10 +87,15 @@ class Bundle:
     return indptr, items[order].astype(np.int32)
 
   def device_arrays(self) -> dict[str, Any]:
-    """The pytree a training step reads (features, interactions, counts, head mask)."""
+    """The pytree a training step reads: features, interactions (also grouped by item, for
+    the samplers), item counts and the head mask."""
     import jax.numpy as jnp
 
+    by_item = np.argsort(self.train_item, kind="stable").astype(np.int32)
+    item_start = np.concatenate([[0], np.cumsum(self.item_counts)[:-1]]).astype(np.int32)
     return {
+        "train_by_item": jnp.asarray(by_item),
+        "item_start": jnp.asarray(item_start),
         "user_features": {k: jnp.asarray(v) for k, v in self.user_features.arrays.items()},
         "item_features": {k: jnp.asarray(v) for k, v in self.item_features.arrays.items()},
         "train_user": jnp.asarray(self.train_user),

@@ -42,15 +42,24 @@ def _movielens(loader_name):
   return build
 
 
+def _bookcrossing(path, head_fraction, split_seed):
+  from ltbench.data import bookcrossing
+  return bookcrossing.bundle_from_bookcrossing(bookcrossing.load_bookcrossing(path),
+                                               head_fraction, split_seed)
+
+
 DATASETS: dict[str, Dataset] = {
     "synthetic": Dataset("synthetic", "embedded seeded generator (no download)", 0.2, False),
     "ml-100k": Dataset("ml-100k", "MovieLens 100K (GroupLens)", 0.2, True),
     "ml-1m": Dataset("ml-1m", "MovieLens 1M (GroupLens)", 0.2, True),
+    "book-crossing": Dataset("book-crossing", "Book-Crossing (Ziegler et al. 2005; files placed "
+                             "by hand, the original host is gone)", 0.001, False),
 }
 _BUILDERS: dict[str, Callable] = {
     "synthetic": _synthetic,
     "ml-100k": _movielens("load_ml100k"),
     "ml-1m": _movielens("load_ml1m"),
+    "book-crossing": _bookcrossing,
 }
 
 

@@ -38,7 +38,7 @@ class Source:
   """An official data set archive and the files that make a complete local copy."""
   name: str
   url: str
-  md5: str  # of the official zip
+  md5: str | None  # of the official zip; None: no verified download, copies are placed by hand
   archive_root: str  # the folder inside the zip
   # Alternatives: each is a tuple of file names that together make a complete copy.
   required: tuple[tuple[str, ...], ...]
@@ -98,6 +98,26 @@ SOURCES: dict[str, Source] = {
             "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, with "
             "user demographics, movie genres and release dates."),
         licence_note=_MOVIELENS_LICENCE,
+    ),
+    "book-crossing": Source(
+        name="book-crossing",
+        # The original host is gone (404) and no checksum of the zip is known, so ltbench
+        # cannot download it (see shared/data/PROVENANCE.md §3).
+        url="http://www2.informatik.uni-freiburg.de/~cziegler/BX/BX-CSV-Dump.zip",
+        md5=None,
+        archive_root="",
+        required=(("BX-Book-Ratings.csv", "BX-Users.csv", "BX-Books.csv"),),
+        known_sha256={},
+        description=(
+            "Book-Crossing (BX-CSV-Dump, 2004): 1,149,780 ratings (0 implicit, 1-10 explicit) "
+            "of 271,379 books by 278,858 users, with user location and age and book title, "
+            "author, year and publisher. No timestamps: splits are random."),
+        licence_note=(
+            "Book-Crossing is free for research use when acknowledged with: Cai-Nicolas "
+            "Ziegler, Sean M. McNee, Joseph A. Konstan and Georg Lausen. 2005. Improving "
+            "Recommendation Lists Through Topic Diversification. WWW '05. Its terms give no "
+            "right to redistribute it, so ltbench never ships it: never commit or share the "
+            "files."),
     ),
 }
 
@@ -164,7 +184,19 @@ def locate(name: str, data_dir=None) -> pathlib.Path | None:
   return None
 
 
+def _by_hand(source: Source, target: pathlib.Path) -> str:
+  """How to place a copy that ltbench cannot download (a source without md5)."""
+  alternatives = " or ".join("(" + ", ".join(alt) + ")" for alt in source.required)
+  return (
+      f"the original host is gone ({source.url} returns 404) and no verified checksum of the "
+      f"archive is known, so ltbench cannot download {source.name}. Put the files "
+      f"{alternatives} of an intact copy into {target}/ by hand, or into DIR/{source.name}/ "
+      f"(or DIR itself) and pass --data-dir DIR or set LTBENCH_DATA=DIR.")
+
+
 def _how_to_get(source: Source, target: pathlib.Path) -> str:
+  if source.md5 is None:
+    return "To get it: " + _by_hand(source, target)
   alternatives = " or ".join("(" + ", ".join(alt) + ")" for alt in source.required)
   return (
       f"To get it, do one of:\n"
@@ -205,9 +237,12 @@ def download(name: str, root, url: str | None = None, md5: str | None = None,
   """Downloads and md5-checks the official zip, unpacks it to root/NAME/ and returns that folder."""
   source = get_source(name)
   url = url or source.url
-  md5 = (md5 or source.md5).lower()
+  md5 = md5 or source.md5
   root = pathlib.Path(root).expanduser()
   target = root / name
+  if md5 is None:
+    raise DataError(f"cannot download {name}: {_by_hand(source, target)}")
+  md5 = md5.lower()
   part = root / f"{name}.zip.part"
   archive = root / f"{name}.zip"
   try:
@@ -270,12 +305,15 @@ def download(name: str, root, url: str | None = None, md5: str | None = None,
 
 def _extract(source: Source, archive: pathlib.Path, target: pathlib.Path) -> None:
   """Unpacks the archive_root folder of the zip into target, refusing paths that escape it."""
-  prefix = source.archive_root.strip("/") + "/"
+  root = source.archive_root.strip("/")
+  prefix = root + "/" if root else ""  # "": the files are at the top of the zip
   try:
     with zipfile.ZipFile(archive) as zf:
-      members = [m for m in zf.infolist() if m.filename.startswith(prefix) and not m.is_dir()]
+      members = [m for m in zf.infolist() if m.filename.startswith(prefix) and not m.is_dir()
+                 and not m.filename.startswith("__MACOSX/")]
       if not members:
-        raise DataError(f"{archive} has no folder {prefix}; it is not the {source.name} "
+        where = f"folder {prefix}" if prefix else "files"
+        raise DataError(f"{archive} has no {where}; it is not the {source.name} "
                         f"archive. Delete it and download {source.url} again.")
       # Unpack next to the target first, so an interrupted run leaves no half-written files.
       staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{source.name}-", dir=target.parent))
@@ -386,7 +424,9 @@ def info(name: str, data_dir=None) -> str:
                    f"are not comparable. Re-download with `ltbench data download {name}`.")
   else:
     lines.append(f"{name} is not available locally.")
-  lines += ["", f"Official archive: {source.url} (md5 {source.md5})",
+  archive = (f"(md5 {source.md5})" if source.md5 is not None
+             else "(no longer served; no verified md5)")
+  lines += ["", f"Official archive: {source.url} {archive}",
             f"Licence: {source.licence_note}"]
   if found is None:
     lines += ["", _how_to_get(source, cache_root() / name)]

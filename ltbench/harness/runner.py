@@ -148,22 +148,29 @@ class Checkpointer:
 _SERVE_CACHE: dict[int, Any] = {}
 
 
+def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", "valid"),
+                    chunk_size=1024) -> dict[str, dict[str, np.ndarray]]:
+  """Per-seed metrics (percent) by slice for each split, from one serving pass."""
+  user_SxUxD, item_SxIxD = jax.jit(jax.vmap(method.serve, in_axes=(0, None)))(params_S, data)
+  out = {}
+  for split in splits:
+    if split == "valid":
+      users, targets = bundle.valid_user, bundle.valid_item
+    else:
+      users, targets = bundle.test_user, bundle.test_item
+    indptr, indices = bundle.seen_csr(include_valid=(split == "test"))
+    ranks_SxU = evaluate.rank_full(user_SxUxD[:, jnp.asarray(users)], item_SxIxD, targets,
+                                   exclude=(indptr, indices, users), chunk_size=chunk_size)
+    head = bundle.head_mask[targets]
+    slices = {"overall": np.ones_like(head), "head": head, "tail": ~head}
+    metrics = evaluate.metrics_from_ranks(ranks_SxU, ks, slices)
+    out[split] = {f"{s}/{m}": v for (s, m), v in metrics.items()}
+  return out
+
+
 def evaluate_split(method, params_S, data, bundle: Bundle, split: str, ks, chunk_size=1024
                    ) -> dict[str, np.ndarray]:
-  """Per-seed metrics (percent) for the validation or test split, by slice."""
-  serve = jax.jit(jax.vmap(method.serve, in_axes=(0, None)))
-  user_SxUxD, item_SxIxD = serve(params_S, data)
-  if split == "valid":
-    users, targets = bundle.valid_user, bundle.valid_item
-  else:
-    users, targets = bundle.test_user, bundle.test_item
-  indptr, indices = bundle.seen_csr(include_valid=(split == "test"))
-  ranks_SxU = evaluate.rank_full(user_SxUxD[:, jnp.asarray(users)], item_SxIxD, targets,
-                                 exclude=(indptr, indices, users), chunk_size=chunk_size)
-  head = bundle.head_mask[targets]
-  slices = {"overall": np.ones_like(head), "head": head, "tail": ~head}
-  metrics = evaluate.metrics_from_ranks(ranks_SxU, ks, slices)
-  return {f"{s}/{m}": v for (s, m), v in metrics.items()}
+  return evaluate_splits(method, params_S, data, bundle, ks, (split,), chunk_size)[split]
 
 
 # -- running a spec ----------------------------------------------------------------------
@@ -228,7 +235,7 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
 
 def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int], key: str,
             store: TrialStore, out_dir: pathlib.Path, env: dict) -> None:
-  method = methods.build(row.method, bundle, spec.model, name=row.name, **row.params)
+  method = methods.build(row.method, bundle, spec.model, spec.train, name=row.name, **row.params)
   keys_S = jnp.stack([jax.random.PRNGKey(s) for s in pending])
   ckpt = Checkpointer(out_dir / "ckpt" / f"{slug(row.name)}-{key}-s{'_'.join(map(str, pending))}",
                       spec.train.checkpoint_every)
@@ -246,8 +253,8 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
   result = train(method, data, bundle.num_train, keys_S, spec.train, label=row.name,
                  seeds=pending, state=state, start_epoch=start,
                  on_epoch=lambda e, st, _: ckpt.maybe_save(e, st, e + 1 == spec.train.epochs))
-  test = evaluate_split(method, result.params, data, bundle, "test", spec.ks)
-  valid = evaluate_split(method, result.params, data, bundle, "valid", spec.ks)
+  metrics = evaluate_splits(method, result.params, data, bundle, spec.ks)
+  test, valid = metrics["test"], metrics["valid"]
   wall = (time.time() - t0) / len(pending)
   for s_idx, seed in enumerate(pending):
     base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,

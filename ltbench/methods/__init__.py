@@ -1,39 +1,63 @@
-"""Method registry: name -> factory(bundle, model_cfg, **params) -> a `train.Method`."""
+"""Method registry: name -> factory(bundle, model_cfg, train_cfg, name=..., **options),
+returning a `train.Method`. Spec rows name a method here and pass its options."""
 
 from __future__ import annotations
 
 from typing import Callable
 
+from ltbench.data import samplers
 from ltbench.errors import SpecError
-from ltbench.methods import baselines
+from ltbench.methods import baselines, cdn
 
 
-def _two_tower(bundle, model_cfg, name="Two-tower"):
-  return baselines.TwoTowerSoftmax(name, bundle.user_features.fields, bundle.item_features.fields,
+def _softmax(objective_fn):
+  def factory(bundle, model_cfg, train_cfg, name, **options):
+    return baselines.TwoTowerSoftmax(name, bundle.user_features.fields,
+                                     bundle.item_features.fields, objective_fn(**options),
+                                     model_cfg)
+  return factory
+
+
+def _two_stage(bundle, model_cfg, train_cfg, name, stage1="natural", stage2="class_balanced",
+               switch_epoch=None, reinit_items=False, item_features="all"):
+  """Two-stage decoupling; item_features="ids" keeps only the item id (CDN Figure 1)."""
+  if item_features not in ("all", "ids"):
+    raise ValueError(f"item_features must be 'all' or 'ids', got {item_features!r}")
+  item_fields = bundle.item_features.fields
+  if item_features == "ids":
+    item_fields = tuple(f for f in item_fields if f.group == "mem")
+  base = baselines.TwoTowerSoftmax(name, bundle.user_features.fields, item_fields,
                                    baselines.softmax_objective(), model_cfg)
+  cap = samplers.omega_r_cap(bundle.item_counts, bundle.head_mask)
+  switch = train_cfg.epochs // 2 if switch_epoch is None else switch_epoch
+  return baselines.TwoStage(base, stage1, stage2, switch, reinit_items, cap,
+                            samplers.omega_r_size(bundle.item_counts, cap))
 
 
-def _class_balance(bundle, model_cfg, beta=0.999, name="ClassBalance"):
-  return baselines.TwoTowerSoftmax(name, bundle.user_features.fields, bundle.item_features.fields,
-                                   baselines.class_balanced_objective(beta), model_cfg)
-
-
-def _logq(bundle, model_cfg, weight=1.0, name="LogQ"):
-  return baselines.TwoTowerSoftmax(name, bundle.user_features.fields, bundle.item_features.fields,
-                                   baselines.logq_objective(weight), model_cfg)
+def _cdn(**preset):
+  def factory(bundle, model_cfg, train_cfg, name, **options):
+    return cdn.build(name, bundle, model_cfg, train_cfg.epochs, **{**preset, **options})
+  return factory
 
 
 METHODS: dict[str, Callable] = {
-    "two_tower": _two_tower,
-    "class_balance": _class_balance,
-    "logq": _logq,
+    "two_tower": _softmax(baselines.softmax_objective),
+    "class_balance": _softmax(baselines.class_balanced_objective),  # beta=
+    "logq": _softmax(baselines.logq_objective),  # weight=
+    "ndp": _two_stage,  # natural -> class-balanced, user tower frozen in stage 2
+    "two_stage": _two_stage,  # stage1=, stage2= (CDN Figure 1)
+    "cdn": _cdn(),
+    "udn": _cdn(item_side="mlp"),
+    "idn": _cdn(user_side="single"),
+    "bdn": _cdn(adapter="fixed", serve="average"),
+    "bbn": _cdn(item_side="mlp", adapter="cumulative", regulariser="reversed", serve="average"),
 }
 
 
-def build(method: str, bundle, model_cfg, **params):
+def build(method: str, bundle, model_cfg, train_cfg, name: str | None = None, **options):
   if method not in METHODS:
     raise SpecError(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
   try:
-    return METHODS[method](bundle, model_cfg, **params)
-  except TypeError as e:
-    raise SpecError(f"bad options {params} for method {method!r}: {e}") from None
+    return METHODS[method](bundle, model_cfg, train_cfg, name=name or method, **options)
+  except (TypeError, ValueError) as e:
+    raise SpecError(f"bad options {options} for method {method!r}: {e}") from None

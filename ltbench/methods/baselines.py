@@ -105,3 +105,75 @@ class TwoTowerSoftmax:
   def serve(self, params, data):
     num_users = data["user_features"]["user_id"].shape[0]
     return self.embed(params, data, jnp.arange(num_users))
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoStage:
+  """Two-stage decoupling (Kang et al., ICLR 2020, adapted to two towers as in CDN §4.1):
+  stage 1 trains both towers on `stage1` data; stage 2 re-trains only the item side (the
+  "classifier") on `stage2` data with the user tower frozen and a fresh optimiser.
+
+  Samplers: "natural" (the original distribution, Ω_m), "class_balanced" (item uniform,
+  then one of its interactions), "omega_r" (CDN's down-sampled balanced set).
+  NDP = natural → class_balanced; CDN Figure 1 H/T = natural / omega_r with item ids only.
+  """
+
+  base: TwoTowerSoftmax
+  stage1: str  # sampler of stage 1
+  stage2: str  # sampler of stage 2
+  switch_epoch: int  # first epoch of stage 2
+  reinit_items: bool  # re-initialise the item tower at stage 2 (cRT) or keep it
+  omega_r_cap: int = 0  # for the omega_r sampler (host-computed)
+  omega_r_size: int = 0
+
+  SAMPLERS = ("natural", "class_balanced", "omega_r")
+
+  def __post_init__(self):
+    for s in (self.stage1, self.stage2):
+      if s not in self.SAMPLERS:
+        raise ValueError(f"unknown two-stage sampler {s!r}; valid: {', '.join(self.SAMPLERS)}")
+
+  @property
+  def name(self):
+    return self.base.name
+
+  @property
+  def phase_starts(self):
+    return (self.switch_epoch,)
+
+  def init(self, key, data):
+    return self.base.init(key, data)
+
+  def begin_phase(self, phase, params, key, data):
+    if not self.reinit_items:
+      return params
+    fresh = self.base.init(key, data)["params"]["item_tower"]
+    return {**params, "params": {**params["params"], "item_tower": fresh}}
+
+  def _sampler(self, which, key, data, num_steps, batch_size):
+    from ltbench.data import samplers
+    if which == "natural":
+      return permutation_batches(key, data["train_user"].shape[0], num_steps, batch_size)
+    if which == "class_balanced":
+      return samplers.class_sampler(key, data, samplers.class_balanced_probs(data["item_counts"]),
+                                    num_steps, batch_size)
+    k_pool, k_perm = jax.random.split(key)
+    pool = samplers.omega_r(k_pool, data, self.omega_r_cap, self.omega_r_size)
+    return samplers.batches_from_pool(k_perm, pool, num_steps, batch_size)
+
+  def sample(self, key, data, epoch, num_steps, batch_size):
+    return jax.lax.cond(
+        epoch < self.switch_epoch,
+        lambda k: self._sampler(self.stage1, k, data, num_steps, batch_size),
+        lambda k: self._sampler(self.stage2, k, data, num_steps, batch_size), key)
+
+  def loss(self, params, batch_idx_B, data, key, epoch):
+    user_B = data["train_user"][batch_idx_B]
+    item_B = data["train_item"][batch_idx_B]
+    user_BxD, items_IxD = self.base.embed(params, data, user_B, key)
+    # Stage 2: the user tower is frozen (no gradient, and a fresh Adam state keeps it still).
+    user_BxD = jnp.where(epoch >= self.switch_epoch, jax.lax.stop_gradient(user_BxD), user_BxD)
+    return self.base.objective(user_BxD @ items_IxD.T, item_B, data), {}
+
+  def serve(self, params, data):
+    return self.base.serve(params, data)

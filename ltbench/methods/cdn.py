@@ -1,0 +1,203 @@
+"""Cross Decoupling Network (Zhang et al., KDD 2023) and its ablations, on the shared loop.
+
+CDN = item-side memorisation/generalisation experts with a frequency gate (Eq. 3) +
+user-side regularised bilateral branches (Eq. 4) + the γ-adapter (Eq. 6) mixing the two
+branches' logits (Eq. 5) in one softmax (Eqs. 7-8); serving uses the main branch (Eq. 9).
+
+One configurable implementation covers the paper's variants:
+  CDN  bilateral users + mem/gen experts, γ-adapter, Ω_r regulariser, main-branch serving
+  UDN  bilateral users + MLP item tower (user-side decoupling only)
+  IDN  single user tower + mem/gen experts (item-side decoupling only)
+  BDN  CDN with α fixed at 0.5 and both branches at serving
+  BBN  bilateral users + MLP items, reversed sampler, α_t = 1 − (t/T)², both branches at
+       serving (Zhou et al., CVPR 2020, adapted as in CDN §4.1)
+  Table 5 expert designs: design = mem_gen | head_tail | unbalanced_balanced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ltbench import losses
+from ltbench.data import samplers
+from ltbench.data.bundle import FieldSpec
+from ltbench.methods.baselines import ModelConfig, gather_rows
+from ltbench.models.cdn import DESIGNS, BilateralUserTower, ItemExperts
+from ltbench.models.towers import Tower
+from ltbench.train import permutation_batches
+
+
+def gamma_adapter(t, total_epochs, gamma):
+  """α_t = 1 − (t / (γ·T))² (Eq. 6); γ = 1 is BBN's cumulative learning schedule.
+
+  t is the 0-based epoch index (as in BBN's code, so the first epoch is all main branch).
+  """
+  return 1.0 - (t / (gamma * total_epochs)) ** 2
+
+
+@dataclasses.dataclass(frozen=True)
+class CDNConfig:
+  user_side: str = "bilateral"  # "bilateral" (Eq. 4) or "single" (a plain user tower)
+  item_side: str = "experts"  # "experts" (Eq. 3) or "mlp" (the two-tower item tower)
+  design: str = "mem_gen"  # expert design (Table 5): mem_gen | head_tail | unbalanced_balanced
+  n_mem: int = 1  # memorisation experts
+  n_gen: int = 1  # generalisation experts
+  gate_input: str = "log"  # gate input: "log" frequency or "bucket"ised + embedded
+  adapter: str = "gamma"  # "gamma" (Eq. 6), "cumulative" (BBN, γ = 1) or "fixed" (α = 0.5)
+  gamma: float = 5.0  # regulariser rate γ > 1 of the γ-adapter
+  regulariser: str = "omega_r"  # regulariser-branch data: "omega_r" (CDN) or "reversed" (BBN)
+  serve: str = "main"  # "main" (Eq. 9) or "average" (both branches, 0.5 / 0.5)
+
+  def __post_init__(self):
+    choices = {"user_side": ("bilateral", "single"), "item_side": ("experts", "mlp"),
+               "design": DESIGNS, "gate_input": ("log", "bucket"),
+               "adapter": ("gamma", "cumulative", "fixed"),
+               "regulariser": ("omega_r", "reversed"), "serve": ("main", "average")}
+    for name, valid in choices.items():
+      if getattr(self, name) not in valid:
+        raise ValueError(f"CDN option {name}={getattr(self, name)!r}; valid: {', '.join(valid)}")
+    if self.adapter == "gamma" and self.gamma <= 1.0:
+      raise ValueError(f"the γ-adapter needs gamma > 1 (Eq. 6), got {self.gamma}")
+    if self.design == "unbalanced_balanced" and self.user_side != "bilateral":
+      raise ValueError("the unbalanced/balanced experts need the bilateral user side")
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossDecoupling:
+  """A `train.Method` for CDN and its variants (see module docstring)."""
+
+  name: str
+  user_fields: tuple[FieldSpec, ...]
+  item_fields: tuple[FieldSpec, ...]
+  cfg: CDNConfig
+  total_epochs: int
+  omega_r_cap: int  # count of the most popular tail item (host-computed)
+  omega_r_size: int  # |Ω_r| (static)
+  model_cfg: ModelConfig = ModelConfig()
+
+  @property
+  def bilateral(self) -> bool:
+    return self.cfg.user_side == "bilateral"
+
+  # -- modules -----------------------------------------------------------------------
+
+  @property
+  def user_tower(self):
+    m = self.model_cfg
+    if self.bilateral:
+      return BilateralUserTower(self.user_fields, m.embed_dim, tuple(m.sizes[:-1]), m.sizes[-1],
+                                m.dropout)
+    return Tower(self.user_fields, m.embed_dim, tuple(m.sizes), m.dropout)
+
+  @property
+  def item_tower(self):
+    m = self.model_cfg
+    if self.cfg.item_side == "experts":
+      return ItemExperts(self.item_fields, self.cfg.design, self.cfg.n_mem, self.cfg.n_gen,
+                         m.embed_dim, m.sizes[-1], self.cfg.gate_input, dropout=m.dropout)
+    return Tower(self.item_fields, m.embed_dim, tuple(m.sizes), m.dropout)
+
+  def init(self, key, data):
+    k_user, k_item = jax.random.split(key)
+    user0 = gather_rows(data["user_features"], jnp.zeros((1,), jnp.int32))
+    item0 = gather_rows(data["item_features"], jnp.zeros((1,), jnp.int32))
+    if self.cfg.item_side == "experts":
+      item_params = self.item_tower.init(k_item, item0, jnp.ones((1,), jnp.int32),
+                                         jnp.ones((1,), bool))
+    else:
+      item_params = self.item_tower.init(k_item, item0)
+    return {"user": self.user_tower.init(k_user, user0), "item": item_params}
+
+  # -- embeddings ----------------------------------------------------------------------
+
+  def item_embeddings(self, params, data, key=None):
+    """(y_m, y_r, gate) for the whole catalogue: y_m for the main branch and serving, y_r
+    for the regulariser branch (equal except for unbalanced/balanced experts)."""
+    train = key is not None
+    rngs = {"dropout": key} if train else {}
+    tower = self.item_tower
+    if self.cfg.item_side == "mlp":
+      y = tower.apply(params["item"], data["item_features"], not train, rngs=rngs)
+      return y, y, None
+    experts_IxKxD, gate_IxK = tower.apply(params["item"], data["item_features"],
+                                          data["item_counts"], data["head_mask"], not train,
+                                          rngs=rngs)
+    if self.cfg.design == "unbalanced_balanced":
+      return experts_IxKxD[:, 0], experts_IxKxD[:, 1], gate_IxK
+    y_IxD = jnp.einsum("ik,ikd->id", gate_IxK, experts_IxKxD)  # Eq. 3
+    return y_IxD, y_IxD, gate_IxK
+
+  def gate_values(self, params, data):
+    """G(i) for every item (Figure 3); None without experts."""
+    return self.item_embeddings(params, data)[2]
+
+  # -- training ------------------------------------------------------------------------
+
+  def alpha(self, epoch):
+    if self.cfg.adapter == "fixed":
+      return jnp.float32(0.5)
+    gamma = 1.0 if self.cfg.adapter == "cumulative" else self.cfg.gamma
+    return gamma_adapter(epoch.astype(jnp.float32), self.total_epochs, gamma)
+
+  def sample(self, key, data, epoch, num_steps, batch_size):
+    k_m, k_r, k_pool = jax.random.split(key, 3)
+    main = permutation_batches(k_m, data["train_user"].shape[0], num_steps, batch_size)
+    if not self.bilateral:
+      return {"m": main}
+    if self.cfg.regulariser == "reversed":
+      reg = samplers.class_sampler(k_r, data, samplers.reversed_probs(data["item_counts"]),
+                                   num_steps, batch_size)
+    else:  # Ω_r is redrawn every epoch
+      pool = samplers.omega_r(k_pool, data, self.omega_r_cap, self.omega_r_size)
+      reg = samplers.batches_from_pool(k_r, pool, num_steps, batch_size)
+    return {"m": main, "r": reg}
+
+  def loss(self, params, batch, data, key, epoch):
+    k_user, k_item = jax.random.split(key)
+    y_m_IxD, y_r_IxD, _ = self.item_embeddings(params, data, k_item)
+    user = self.user_tower
+    rngs = {"dropout": k_user}
+    if not self.bilateral:
+      u_B, i_B = data["train_user"][batch["m"]], data["train_item"][batch["m"]]
+      x_BxD = user.apply(params["user"], gather_rows(data["user_features"], u_B), False, rngs=rngs)
+      return losses.softmax_cross_entropy(x_BxD @ y_m_IxD.T, i_B), {}
+    u_m, i_m = data["train_user"][batch["m"]], data["train_item"][batch["m"]]
+    u_r, i_r = data["train_user"][batch["r"]], data["train_item"][batch["r"]]
+    batch_size = u_m.shape[0]
+    # One pass through the shared sub-network f for both branches' users.
+    feats = gather_rows(data["user_features"], jnp.concatenate([u_m, u_r]))
+    h_2BxH = user.apply(params["user"], feats, False, rngs=rngs, method=user.hidden)
+    x_m_BxD = user.apply(params["user"], h_2BxH[:batch_size], method=lambda m, h: m.h_m(h))
+    x_r_BxD = user.apply(params["user"], h_2BxH[batch_size:], method=lambda m, h: m.h_r(h))
+    alpha = self.alpha(epoch)
+    logits_BxI = alpha * x_m_BxD @ y_m_IxD.T + (1.0 - alpha) * x_r_BxD @ y_r_IxD.T  # Eq. 5
+    loss = (alpha * losses.softmax_cross_entropy(logits_BxI, i_m)
+            + (1.0 - alpha) * losses.softmax_cross_entropy(logits_BxI, i_r))  # Eq. 8
+    return loss, {}
+
+  # -- serving -------------------------------------------------------------------------
+
+  def serve(self, params, data):
+    y_m_IxD, y_r_IxD, _ = self.item_embeddings(params, data)
+    user = self.user_tower
+    feats = data["user_features"]
+    if not self.bilateral:
+      return user.apply(params["user"], feats), y_m_IxD
+    x_m_UxD, x_r_UxD = user.apply(params["user"], feats)
+    if self.cfg.serve == "main":  # Eq. 9: the regulariser branch is not used
+      return x_m_UxD, y_m_IxD
+    # 0.5·x_m·y_m + 0.5·x_r·y_r as one dot product
+    return (jnp.concatenate([0.5 * x_m_UxD, 0.5 * x_r_UxD], -1),
+            jnp.concatenate([y_m_IxD, y_r_IxD], -1))
+
+
+def build(name, bundle, model_cfg, total_epochs, **options) -> CrossDecoupling:
+  cfg = CDNConfig(**options)
+  cap = samplers.omega_r_cap(bundle.item_counts, bundle.head_mask)
+  return CrossDecoupling(name, bundle.user_features.fields, bundle.item_features.fields, cfg,
+                         total_epochs, cap, samplers.omega_r_size(bundle.item_counts, cap),
+                         model_cfg)

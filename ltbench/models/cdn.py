@@ -1,0 +1,104 @@
+"""CDN modules (Zhang et al., KDD 2023): item-side experts with a frequency gate (Eq. 3) and
+the bilateral user tower with a shared sub-network and two branch heads (Eq. 4)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ltbench.data.bundle import FieldSpec
+from ltbench.models.towers import MLP, FeatureEncoder
+
+# Expert designs of CDN Table 5. Each has the same number and size of experts.
+#   mem_gen: memorisation experts on ids, generalisation experts on content, frequency gate.
+#   head_tail: experts on all features; a 0-1 gate sends head items to expert 0, tail to 1.
+#   unbalanced_balanced: experts on all features; expert 0 serves the main (original-
+#     distribution) branch and expert 1 the regulariser (balanced) branch; no gate.
+DESIGNS = ("mem_gen", "head_tail", "unbalanced_balanced")
+
+
+class ItemExperts(nn.Module):
+  """Returns (experts_IxKxD, gate_IxK) for the given item rows."""
+
+  fields: tuple[FieldSpec, ...]
+  design: str = "mem_gen"  # one of DESIGNS
+  n_mem: int = 1  # memorisation experts (mem_gen); other designs use n_mem + n_gen experts
+  n_gen: int = 1  # generalisation experts
+  embed_dim: int = 64  # per-field embedding size
+  expert_dim: int = 64  # each expert is one Dense layer of this size (Appendix B.3)
+  gate_input: str = "log"  # "log": log item frequency; "bucket": bucketised + embedded
+  num_buckets: int = 10  # buckets of log frequency for gate_input="bucket"
+  dropout: float = 0.0  # dropout on the encoded features
+
+  @nn.compact
+  def __call__(self, feats: dict, counts: jax.Array, head: jax.Array,
+               deterministic: bool = True):
+    if self.design not in DESIGNS:
+      raise ValueError(f"unknown expert design {self.design!r}; valid: {DESIGNS}")
+    drop = nn.Dropout(self.dropout, deterministic=deterministic)
+    num_experts = self.n_mem + self.n_gen
+    if self.design == "mem_gen":
+      mem = tuple(f for f in self.fields if f.group == "mem")
+      gen = tuple(f for f in self.fields if f.group == "gen")
+      x_mem = drop(FeatureEncoder(mem, self.embed_dim, name="mem_encoder")(feats))
+      x_gen = drop(FeatureEncoder(gen, self.embed_dim, name="gen_encoder")(feats))
+      inputs = [x_mem] * self.n_mem + [x_gen] * self.n_gen
+    else:
+      x = drop(FeatureEncoder(self.fields, self.embed_dim, name="encoder")(feats))
+      inputs = [x] * num_experts
+    experts_IxKxD = jnp.stack(
+        [nn.Dense(self.expert_dim, name=f"expert_{k}")(x) for k, x in enumerate(inputs)], axis=1)
+    gate_IxK = self.gate(counts, head, num_experts)
+    return experts_IxKxD, gate_IxK
+
+  def gate(self, counts, head, num_experts):
+    """G(i) of Eq. 3: softmax(W · f(freq_i)); rows sum to 1."""
+    if self.design == "head_tail":
+      half = num_experts // 2
+      head_gate = jnp.concatenate([jnp.full(half, 1.0 / half), jnp.zeros(num_experts - half)])
+      tail_gate = jnp.concatenate([jnp.zeros(half), jnp.full(num_experts - half,
+                                                             1.0 / (num_experts - half))])
+      return jnp.where(head[:, None], head_gate[None, :], tail_gate[None, :])
+    log_freq = jnp.log1p(counts.astype(jnp.float32))
+    if self.gate_input == "log":
+      z = log_freq[:, None] / jnp.maximum(log_freq.max(), 1.0)  # scale to [0, 1]
+    elif self.gate_input == "bucket":
+      edges = jnp.linspace(0.0, jnp.maximum(log_freq.max(), 1e-6), self.num_buckets + 1)[1:-1]
+      z = nn.Embed(self.num_buckets, 8, name="gate_buckets")(jnp.searchsorted(edges, log_freq))
+    else:
+      raise ValueError(f"gate_input must be 'log' or 'bucket', got {self.gate_input!r}")
+    return jax.nn.softmax(nn.Dense(num_experts, name="gate")(z), axis=-1)
+
+
+class BilateralUserTower(nn.Module):
+  """x_m = h_m(f(u)), x_r = h_r(f(u)) (Eq. 4): f is shared, h_m / h_r are branch heads."""
+
+  fields: tuple[FieldSpec, ...]
+  embed_dim: int = 64  # per-field embedding size
+  shared: Sequence[int] = (256, 128)  # hidden sizes of the shared sub-network f
+  out_dim: int = 64  # output size of each branch head
+  dropout: float = 0.0  # dropout rate
+
+  def setup(self):
+    self.encoder = FeatureEncoder(self.fields, self.embed_dim)
+    self.f = MLP(tuple(self.shared), self.dropout)
+    self.h_m = nn.Dense(self.out_dim)
+    self.h_r = nn.Dense(self.out_dim)
+    self.drop = nn.Dropout(self.dropout)
+
+  def hidden(self, feats, deterministic=True):
+    h = nn.relu(self.f(self.encoder(feats), deterministic))
+    return self.drop(h, deterministic=deterministic)
+
+  def main(self, feats, deterministic=True):
+    return self.h_m(self.hidden(feats, deterministic))
+
+  def regulariser(self, feats, deterministic=True):
+    return self.h_r(self.hidden(feats, deterministic))
+
+  def __call__(self, feats, deterministic=True):
+    h = self.hidden(feats, deterministic)
+    return self.h_m(h), self.h_r(h)

@@ -1,0 +1,129 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ltbench import methods
+from ltbench.data import samplers, synthetic
+from ltbench.errors import SpecError
+from ltbench.methods.baselines import ModelConfig
+from ltbench.methods.cdn import gamma_adapter
+from ltbench.train import TrainConfig, train
+
+TINY = synthetic.SyntheticConfig(num_users=150, num_items=80, mean_per_user=15.0, seed=2)
+MODEL = ModelConfig(embed_dim=8, sizes=(16, 8), dropout=0.0)
+CFG = TrainConfig(epochs=4, batch_size=64, learning_rate=3e-3, log_every=0)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+  return synthetic.generate(TINY)
+
+
+def test_gamma_adapter_matches_eq6():
+  T, gamma = 40, 5.0
+  assert gamma_adapter(0, T, gamma) == 1.0
+  np.testing.assert_allclose(gamma_adapter(T, T, gamma), 1 - 1 / gamma ** 2)
+  np.testing.assert_allclose(gamma_adapter(10, T, 2.0), 1 - (10 / 80) ** 2)
+  alphas = [gamma_adapter(t, T, gamma) for t in range(T)]
+  assert all(a > b for a, b in zip(alphas, alphas[1:]))  # decays
+  assert min(alphas) > 0.9  # γ = 5 keeps the focus on the main branch
+  assert gamma_adapter(T, T, 1.0) == 0.0  # BBN's cumulative schedule ends at 0
+
+
+def test_omega_r_counts_per_item_and_redraw(bundle):
+  data = bundle.device_arrays()
+  counts = bundle.item_counts
+  cap = samplers.omega_r_cap(counts, bundle.head_mask)
+  assert cap == counts[~bundle.head_mask].max()
+  size = samplers.omega_r_size(counts, cap)
+  idx_a = np.asarray(samplers.omega_r(jax.random.PRNGKey(0), data, cap, size))
+  idx_b = np.asarray(samplers.omega_r(jax.random.PRNGKey(1), data, cap, size))
+  for idx in (idx_a, idx_b):
+    assert len(np.unique(idx)) == size  # no duplicates
+    per_item = np.bincount(bundle.train_item[idx], minlength=bundle.num_items)
+    np.testing.assert_array_equal(per_item, np.minimum(counts, cap))
+  assert set(idx_a) != set(idx_b)  # head feedback is redrawn
+  tail = ~bundle.head_mask[bundle.train_item]
+  all_tail = set(np.flatnonzero(tail))
+  assert all_tail <= set(idx_a) and all_tail <= set(idx_b)  # all tail feedback is kept
+
+
+def test_class_sampler_draws_interactions_of_the_drawn_items(bundle):
+  data = bundle.device_arrays()
+  probs = samplers.class_balanced_probs(data["item_counts"])
+  idx = np.asarray(samplers.class_sampler(jax.random.PRNGKey(0), data, probs, 200, 64)).ravel()
+  items = bundle.train_item[idx]
+  freq = np.bincount(items, minlength=bundle.num_items)[bundle.item_counts > 0]
+  # item-uniform: every item with data drawn about 12800 / n_items times
+  expected = idx.size / (bundle.item_counts > 0).sum()
+  assert abs(freq.mean() - expected) < 1e-9 and freq.std() < 0.2 * expected
+  rev = samplers.reversed_probs(data["item_counts"])
+  np.testing.assert_allclose(np.asarray(rev).sum(), 1.0, rtol=1e-6)
+  i, j = np.argmax(bundle.item_counts), np.argmin(np.where(bundle.item_counts > 0, bundle.item_counts, 10**9))
+  np.testing.assert_allclose(rev[j] / rev[i], bundle.item_counts[i] / bundle.item_counts[j], rtol=1e-5)
+
+
+@pytest.mark.parametrize("options", [{"design": "mem_gen"}, {"design": "mem_gen", "gate_input": "bucket"},
+                                     {"design": "head_tail"}, {"n_mem": 2, "n_gen": 3}])
+def test_gate_rows_sum_to_one(bundle, options):
+  data = bundle.device_arrays()
+  m = methods.build("cdn", bundle, MODEL, CFG, **options)
+  gate = np.asarray(m.gate_values(m.init(jax.random.PRNGKey(0), data), data))
+  assert gate.shape == (bundle.num_items, options.get("n_mem", 1) + options.get("n_gen", 1))
+  np.testing.assert_allclose(gate.sum(1), 1.0, rtol=1e-5)
+  assert (gate >= 0).all()
+  if options.get("design") == "head_tail":
+    np.testing.assert_array_equal(gate[:, 0], bundle.head_mask.astype(float))
+
+
+def test_serving_ignores_the_regulariser_branch(bundle):
+  data = bundle.device_arrays()
+  for method, changes in (("cdn", False), ("bdn", True)):
+    m = methods.build(method, bundle, MODEL, CFG)
+    params = m.init(jax.random.PRNGKey(0), data)
+    noisy = jax.tree_util.tree_map_with_path(
+        lambda path, x: x + 1.0 if "h_r" in jax.tree_util.keystr(path) else x, params)
+    u0, i0 = m.serve(params, data)
+    u1, i1 = m.serve(noisy, data)
+    scores0, scores1 = np.asarray(u0 @ i0.T), np.asarray(u1 @ i1.T)
+    assert (not np.allclose(scores0, scores1)) == changes, method
+
+
+@pytest.mark.parametrize("method, options", [
+    ("cdn", {}), ("udn", {}), ("idn", {}), ("bdn", {}), ("bbn", {}),
+    ("cdn", {"design": "head_tail"}), ("cdn", {"design": "unbalanced_balanced"}),
+    ("ndp", {}), ("two_stage", {"stage1": "omega_r", "stage2": "natural", "item_features": "ids"}),
+])
+def test_every_variant_trains(bundle, method, options):
+  data = bundle.device_arrays()
+  cfg = dataclasses.replace(CFG, epochs=2)
+  m = methods.build(method, bundle, MODEL, cfg, **options)
+  result = train(m, data, bundle.num_train, jnp.stack([jax.random.PRNGKey(0)]), cfg, label=method)
+  assert not result.failed and np.isfinite(result.losses).all()
+  u, i = m.serve(jax.tree.map(lambda x: x[0], result.params), data)
+  assert u.shape[0] == bundle.num_users and i.shape[0] == bundle.num_items
+
+
+def test_two_stage_freezes_the_user_tower_in_stage_2(bundle):
+  data = bundle.device_arrays()
+  keys = jnp.stack([jax.random.PRNGKey(0)])
+  for reinit in (False, True):
+    m = methods.build("ndp", bundle, MODEL, CFG, reinit_items=reinit)
+    stage1 = train(m, data, bundle.num_train, keys, dataclasses.replace(CFG, epochs=2))
+    both = train(m, data, bundle.num_train, keys, CFG)
+    u1, u2 = (r.params["params"]["user_tower"] for r in (stage1, both))
+    jax.tree.map(np.testing.assert_array_equal, u1, u2)  # stage 2 left the users alone
+    i1, i2 = (r.params["params"]["item_tower"] for r in (stage1, both))
+    assert not all(jax.tree.leaves(jax.tree.map(np.allclose, i1, i2)))
+
+
+def test_bad_cdn_options_are_spec_errors(bundle):
+  with pytest.raises(SpecError, match="gamma > 1"):
+    methods.build("cdn", bundle, MODEL, CFG, gamma=0.5)
+  with pytest.raises(SpecError, match="design"):
+    methods.build("cdn", bundle, MODEL, CFG, design="big")
+  with pytest.raises(SpecError, match="valid: .*bbn"):
+    methods.build("cdnn", bundle, MODEL, CFG)

@@ -1,0 +1,36 @@
+"""Every spec is well-formed, and the CDN specs not covered by test_harness run --quick."""
+
+import json
+
+import pytest
+
+from ltbench import cli, methods
+from reproductions import SPECS, get_spec
+
+
+@pytest.mark.parametrize("spec_id", sorted(SPECS))
+def test_spec_is_well_formed(spec_id):
+  spec = get_spec(spec_id)
+  assert spec.id == spec_id and spec.rows and spec.cells
+  assert len({r.name for r in spec.rows}) == len(spec.rows)
+  for row in spec.rows:
+    assert row.method in methods.METHODS, row.method
+    assert set(row.paper) <= set(spec.cells)
+    for mean, se in row.paper.values():
+      assert 0 <= mean <= 100 and (se is None or se >= 0)
+  quick = spec.quick()
+  assert quick.is_quick and quick.dataset == "synthetic" and quick.out_name.endswith("-quick")
+  assert get_spec.__module__  # the module docstring holds the exact command
+  import importlib
+  doc = importlib.import_module(SPECS[spec_id]).__doc__
+  assert f"ltbench run {spec_id}" in doc and "--quick" in doc
+
+
+@pytest.mark.parametrize("spec_id", ["cdn/table4", "cdn/table5"])
+def test_quick_smoke(spec_id, tmp_path):
+  assert cli.main(["run", spec_id, "--quick", "--seeds", "0", "--out", str(tmp_path)]) == 0
+  out_dir = tmp_path / (spec_id + "-quick")
+  trials = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
+  assert {t["row"] for t in trials} == {r.name for r in get_spec(spec_id).rows}
+  assert all(t["status"] == "ok" and 0 < t["test"]["overall/HR@50"] <= 100 for t in trials)
+  assert (out_dir / "table.md").exists()
