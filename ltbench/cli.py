@@ -27,7 +27,8 @@ def _names(text: str) -> list[str]:
   return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def resolve_spec(spec_id: str | None, quick: bool, epochs: int | None = None):
+def resolve_spec(spec_id: str | None, quick: bool, epochs: int | None = None,
+                 dataset: str | None = None):
   from reproductions import get_spec
   spec = get_spec(spec_id or DEFAULT_SPEC)
   if quick or spec_id is None:
@@ -39,12 +40,17 @@ def resolve_spec(spec_id: str | None, quick: bool, epochs: int | None = None):
       raise SpecError(f"--epochs must be >= 1, got {epochs}")
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs),
                                variant=f"{spec.variant}-epochs{epochs}")
+  if dataset is not None:
+    from ltbench.data import registry
+    registry.get(dataset)
+    spec = dataclasses.replace(spec, dataset=dataset, variant=f"{spec.variant}-{dataset}",
+                               head_fraction=None)
   return spec
 
 
 def cmd_run(args) -> int:
   from ltbench.harness import report, runner
-  spec = resolve_spec(args.spec, args.quick, args.epochs)
+  spec = resolve_spec(args.spec, args.quick, args.epochs, args.dataset)
   if args.spec is None:
     args.rows = args.rows or DEMO_ROWS
     print(f"[ltbench] no spec given: running the demo, {spec.id} --quick --rows "
@@ -59,7 +65,7 @@ def cmd_run(args) -> int:
 
 def cmd_diff(args) -> int:
   from ltbench.harness import report, runner
-  spec = resolve_spec(args.spec, args.quick, args.epochs)
+  spec = resolve_spec(args.spec, args.quick, args.epochs, args.dataset)
   out_dir = pathlib.Path(args.out) / spec.out_name
   table = runner.load_table(spec, out_dir)
   print(report.diff_text(table))
@@ -132,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
   r.add_argument("--rows", type=_names, default=None, help="comma-separated row names")
   r.add_argument("--epochs", type=int, default=None,
                  help="override the epoch count (a reduced run; results go to a separate folder)")
+  r.add_argument("--dataset", default=None,
+                 help="run the spec on another registered data set (results go to a separate "
+                      "folder; the paper's numbers are for the spec's own data set)")
   r.add_argument("--no-download", action="store_true", help="fail instead of downloading data")
   common(r)
   r.set_defaults(func=cmd_run)
@@ -140,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
   d.add_argument("spec")
   d.add_argument("--quick", action="store_true")
   d.add_argument("--epochs", type=int, default=None, help="diff the reduced run of that length")
+  d.add_argument("--dataset", default=None, help="diff the run on that data set")
   d.add_argument("--out", default="results")
   d.set_defaults(func=cmd_diff)
 

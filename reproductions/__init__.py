@@ -11,6 +11,9 @@ SPECS: dict[str, str] = {
     "cdn/table2": "reproductions.cdn.table2",
     "cdn/table4": "reproductions.cdn.table4",
     "cdn/table5": "reproductions.cdn.table5",
+    "cdn/figure1": "reproductions.cdn.figure1",
+    "cdn/figure3": "reproductions.cdn.figure3",
+    "cdn/figure4": "reproductions.cdn.figure4",
 }
 
 

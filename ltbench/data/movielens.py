@@ -239,15 +239,20 @@ def _ml1m_movies(path, name: str) -> pd.DataFrame:
       {"item": np.int64, "year": np.int64})
 
 
-def load_ml1m(path) -> RawData:
-  """Parses ML-1M from a folder: ratings.dat (with timestamps) or ratings_all_uir.csv."""
+def load_ml1m(path, ratings_file: str | None = None) -> RawData:
+  """Parses ML-1M from a folder: ratings.dat (with timestamps) or ratings_all_uir.csv.
+
+  ratings_file names another ratings file in the folder instead: `*.dat` files are in the
+  ratings.dat format (with timestamps), `*.csv` files in the ratings_all_uir.csv format.
+  """
   name = "ml-1m"
   folder = pathlib.Path(path).expanduser()
+  choices = (ratings_file,) if ratings_file else ("ratings.dat", "ratings_all_uir.csv")
   ratings_path, users_path, movies_path = _require(
-      folder, name, ("ratings.dat", "ratings_all_uir.csv"), ("users.dat",), ("movies.dat",))
+      folder, name, choices, ("users.dat",), ("movies.dat",))
   users = _ml1m_users(users_path, name)
   items = _ml1m_movies(movies_path, name)
-  has_timestamps = ratings_path.name == "ratings.dat"
+  has_timestamps = ratings_path.suffix == ".dat"
   if has_timestamps:
     ratings, lines = _parse_ratings(ratings_path, "::", ("user", "item", "rating", "timestamp"),
                                     name)

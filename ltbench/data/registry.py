@@ -42,6 +42,23 @@ def _movielens(loader_name):
   return build
 
 
+def _ml1m_timed_part(force_random):
+  """The users of ML-1M whose timestamps this workplace has (PROVENANCE.md §2)."""
+  def build(path, head_fraction, split_seed):
+    from ltbench.data import features, movielens
+    raw = movielens.load_ml1m(path, ratings_file=PART_RATINGS)
+    meta = {"source": str(path), "files": [p.name for p in raw.files],
+            "checksum": sources.digest(raw.files), "has_timestamps": True,
+            "subset": "ML-1M users 1-2999 (the ratings with timestamps in this workplace)"}
+    return features.bundle_from_frames(
+        "ml-1m-u2999-" + ("random" if force_random else "time"), raw.ratings, raw.users,
+        raw.items, not force_random, head_fraction, split_seed, meta)
+  return build
+
+
+PART_RATINGS = "ratings.part_users0001-2999.dat"
+
+
 def _bookcrossing(path, head_fraction, split_seed):
   from ltbench.data import bookcrossing
   return bookcrossing.bundle_from_bookcrossing(bookcrossing.load_bookcrossing(path),
@@ -52,6 +69,10 @@ DATASETS: dict[str, Dataset] = {
     "synthetic": Dataset("synthetic", "embedded seeded generator (no download)", 0.2, False),
     "ml-100k": Dataset("ml-100k", "MovieLens 100K (GroupLens)", 0.2, True),
     "ml-1m": Dataset("ml-1m", "MovieLens 1M (GroupLens)", 0.2, True),
+    "ml-1m-u2999-time": Dataset("ml-1m-u2999-time", "diagnostic: ML-1M users 1-2999 (ratings with "
+                                "timestamps), leave-one-out by time", 0.2, False),
+    "ml-1m-u2999-random": Dataset("ml-1m-u2999-random", "diagnostic: the same interactions, "
+                                  "leave-one-out at random", 0.2, False),
     "book-crossing": Dataset("book-crossing", "Book-Crossing (Ziegler et al. 2005; files placed "
                              "by hand, the original host is gone)", 0.001, False),
 }
@@ -60,7 +81,11 @@ _BUILDERS: dict[str, Callable] = {
     "ml-100k": _movielens("load_ml100k"),
     "ml-1m": _movielens("load_ml1m"),
     "book-crossing": _bookcrossing,
+    "ml-1m-u2999-time": _ml1m_timed_part(force_random=False),
+    "ml-1m-u2999-random": _ml1m_timed_part(force_random=True),
 }
+# data sets read from another's folder
+_FOLDER = {"ml-1m-u2999-time": "ml-1m", "ml-1m-u2999-random": "ml-1m"}
 
 
 def get(name: str) -> Dataset:
@@ -82,7 +107,10 @@ def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | N
   head_fraction = ds.head_fraction if head_fraction is None else head_fraction
   if name == "synthetic":
     return _synthetic(None, head_fraction, split_seed, **(synthetic_config or {}))
-  path = sources.ensure(name, data_dir=data_dir, download_missing=download)
+  path = sources.ensure(_FOLDER.get(name, name), data_dir=data_dir, download_missing=download)
+  if name in _FOLDER and not (pathlib.Path(path) / PART_RATINGS).exists():
+    raise DataError(f"{name} needs {PART_RATINGS} in {path} (a file of this workplace's "
+                    "ML-1M copy; see ../shared/data/PROVENANCE.md)")
   key_src = {"format": BUNDLE_FORMAT, "name": name, "head": head_fraction, "split": split_seed,
              "files": sorted((p.name, p.stat().st_size, int(p.stat().st_mtime))
                              for p in pathlib.Path(path).iterdir() if p.is_file())}

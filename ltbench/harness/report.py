@@ -40,6 +40,7 @@ class Table:
   stats: dict[str, dict[str, Stat]]  # row -> cell -> Stat (test split)
   valid: dict[str, dict[str, Stat]]  # row -> cell -> Stat (validation split)
   seeds: dict[str, list[int]]  # row -> seeds that finished
+  trials: list[dict] = dataclasses.field(default_factory=list)  # the ok trials behind it
 
   def get(self, row: str, cell: str) -> Stat | None:
     return self.stats.get(row, {}).get(cell)
@@ -54,7 +55,7 @@ def build_table(spec: TableSpec, trials: list[dict]) -> Table:
     seeds[row.name] = sorted(t["seed"] for t in recs)
     stats[row.name] = {c: summarise(t["test"].get(c) for t in recs) for c in spec.cells}
     valid[row.name] = {c: summarise(t["valid"].get(c) for t in recs) for c in spec.cells}
-  return Table(spec, stats, valid, seeds)
+  return Table(spec, stats, valid, seeds, [t for t in trials if t.get("status") == "ok"])
 
 
 # -- claims ------------------------------------------------------------------------------

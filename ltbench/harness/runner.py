@@ -229,6 +229,9 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
                                 for r in table.seeds}}
   (out_dir / "run.json").write_text(json.dumps({"config_keys": keys, "meta": meta}, indent=1))
   write = report.write_reports(table, meta, out_dir)
+  if spec.figure is not None:
+    write += spec.figure(table, [t for t in trials if keys.get(t["row"]) == t["config"]
+                                 and t.get("status") == "ok"], out_dir)
   print(f"[ltbench] wrote {', '.join(str(p) for p in write)}", file=sys.stderr)
   return table, out_dir
 
@@ -255,6 +258,7 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
                  on_epoch=lambda e, st, _: ckpt.maybe_save(e, st, e + 1 == spec.train.epochs))
   metrics = evaluate_splits(method, result.params, data, bundle, spec.ks)
   test, valid = metrics["test"], metrics["valid"]
+  extras = method.trial_extras(result.params, data, bundle) if hasattr(method, "trial_extras") else {}
   wall = (time.time() - t0) / len(pending)
   for s_idx, seed in enumerate(pending):
     base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,
@@ -268,7 +272,8 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
     store.append({**base, "status": "ok",
                   "test": {c: float(v[s_idx]) for c, v in test.items()},
                   "valid": {c: float(v[s_idx]) for c, v in valid.items()},
-                  "loss_per_epoch": [round(float(x), 5) for x in result.losses[s_idx]]})
+                  "loss_per_epoch": [round(float(x), 5) for x in result.losses[s_idx]],
+                  "extras": {k: np.asarray(v[s_idx]).tolist() for k, v in extras.items()}})
   ckpt.clear()
   summary = ", ".join(f"{c} {np.nanmean(test[c]):.2f}" for c in spec.cells[:2])
   print(f"[ltbench]   {row.name}: {summary} ({time.time() - t0:.0f}s for {len(pending)} seeds)",

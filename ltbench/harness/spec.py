@@ -50,6 +50,8 @@ class TableSpec:
   claims: tuple[Claim, ...] = ()
   notes: tuple[str, ...] = ()  # protocol decisions and deviations, printed in reports
   quick: Callable[[], "TableSpec"] | None = None  # small variant on synthetic data
+  # For figures: (table, ok trials, out_dir) -> written paths (PNG + CSV)
+  figure: Callable[[Any, list, Any], list] | None = None
   is_quick: bool = False
   variant: str = ""  # suffix of the results folder for reduced runs (e.g. "-epochs10")
 

@@ -135,6 +135,14 @@ class CrossDecoupling:
     """G(i) for every item (Figure 3); None without experts."""
     return self.item_embeddings(params, data)[2]
 
+  def trial_extras(self, params_S, data, bundle) -> dict[str, np.ndarray]:
+    """Per seed, the mean gate value of each expert over head and over tail items (Fig. 3)."""
+    if self.cfg.item_side != "experts" or self.cfg.design == "unbalanced_balanced":
+      return {}
+    gate_SxIxK = np.asarray(jax.jit(jax.vmap(self.gate_values, in_axes=(0, None)))(params_S, data))
+    head = np.asarray(bundle.head_mask)
+    return {"gate_head": gate_SxIxK[:, head].mean(1), "gate_tail": gate_SxIxK[:, ~head].mean(1)}
+
   # -- training ------------------------------------------------------------------------
 
   def alpha(self, epoch):

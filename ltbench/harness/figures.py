@@ -1,0 +1,74 @@
+"""Figure writers: each writes the figure's data as CSV and the figure as PNG (matplotlib,
+headless), and returns the paths written."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def _save(fig, path: pathlib.Path) -> pathlib.Path:
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  _pyplot().close(fig)
+  return path
+
+
+def lines(df: pd.DataFrame, x: str, series: Sequence[str], out: pathlib.Path, title: str,
+          xlabel: str, ylabel: str, logx: bool = False) -> list[pathlib.Path]:
+  """One line per series with ± SE error bars; df holds x, <series>, <series>_se columns."""
+  csv = out.with_suffix(".csv")
+  df.to_csv(csv, index=False)
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  for s in series:
+    ax.errorbar(df[x], df[s], yerr=df.get(f"{s}_se"), marker="o", capsize=3, label=s)
+  if logx:
+    ax.set_xscale("log")
+    ax.set_xticks(df[x])
+    ax.set_xticklabels([f"{v:g}" for v in df[x]])
+  ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+  ax.legend()
+  return [csv, _save(fig, out.with_suffix(".png"))]
+
+
+def bars(df: pd.DataFrame, group: str, series: Sequence[str], out: pathlib.Path, title: str,
+         ylabel: str) -> list[pathlib.Path]:
+  """Grouped bars (one group per row of df) with ± SE error bars."""
+  csv = out.with_suffix(".csv")
+  df.to_csv(csv, index=False)
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  width = 0.8 / len(series)
+  pos = np.arange(len(df))
+  for n, s in enumerate(series):
+    ax.bar(pos + n * width, df[s], width, yerr=df.get(f"{s}_se"), capsize=3, label=s)
+  ax.set_xticks(pos + width * (len(series) - 1) / 2)
+  ax.set_xticklabels(df[group])
+  ax.set(title=title, ylabel=ylabel)
+  ax.legend()
+  return [csv, _save(fig, out.with_suffix(".png"))]
+
+
+def scatter(df: pd.DataFrame, label: str, x: str, y: str, out: pathlib.Path, title: str,
+            xlabel: str, ylabel: str) -> list[pathlib.Path]:
+  """Labelled points with ± SE error bars in both directions."""
+  csv = out.with_suffix(".csv")
+  df.to_csv(csv, index=False)
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 4.2))
+  for _, r in df.iterrows():
+    ax.errorbar(r[x], r[y], xerr=r.get(f"{x}_se"), yerr=r.get(f"{y}_se"), marker="o", capsize=3)
+    ax.annotate(r[label], (r[x], r[y]), textcoords="offset points", xytext=(5, 5))
+  ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+  return [csv, _save(fig, out.with_suffix(".png"))]
