@@ -3,7 +3,8 @@
 Model: towers [256, 128, 64], embeddings 64, full softmax over all items, batch 1024, Adam.
 Measures steps/s of the scanned epoch function for one seed and seed-steps/s for S vmapped
 seeds, and full-ranking evaluation throughput (test examples/s, S seeds at once).
-Targets on one H100 (issue #2): >= 4,000 steps/s, >= 6,500 seed-steps/s.
+Targets on one H100 (issue #2): >= 4,000 steps/s, >= 6,500 seed-steps/s. With
+`--methods two_tower,cdn` it also times CDN (issue #3: within 1.5x of the backbone).
 
   python benchmarks/train_step.py --data-dir ../shared/data   # real ML-1M if present
   python benchmarks/train_step.py --steps 20 --repeats 2      # shorter, e.g. on a CPU
@@ -68,6 +69,8 @@ def main(argv=None):
   p.add_argument("--repeats", type=int, default=3, help="timed calls (the best is reported)")
   p.add_argument("--seeds", type=int, default=5, help="vmapped seeds for seed-steps/s")
   p.add_argument("--batch", type=int, default=1024)
+  p.add_argument("--methods", default="two_tower",
+                 help="comma-separated methods to time (e.g. two_tower,cdn)")
   p.add_argument("--no-record", action="store_true")
   p.add_argument("--out", default="results/benchmarks")
   args = p.parse_args(argv)
@@ -75,28 +78,36 @@ def main(argv=None):
   bundle, source = bundle_for_benchmark(args.data_dir)
   data = bundle.device_arrays()
   model_cfg = ModelConfig(embed_dim=64, sizes=(256, 128, 64), dropout=0.1)
-  method = methods.build("two_tower", bundle, model_cfg, TrainConfig(batch_size=args.batch))
+  train_cfg = TrainConfig(batch_size=args.batch)
   env = runner.environment()
   print(f"[bench] {env['device']} | {source}: {bundle.summary()}", file=sys.stderr)
-  one, _ = time_epochs(method, data, bundle.num_train, 1, args.steps, args.batch, args.repeats)
-  print(f"[bench] 1 seed: {one}", file=sys.stderr)
-  many, state = time_epochs(method, data, bundle.num_train, args.seeds, args.steps, args.batch,
-                            args.repeats)
-  print(f"[bench] {args.seeds} seeds: {many}", file=sys.stderr)
-
-  runner.evaluate_split(method, state.params, data, bundle, "test", (50,))  # compile
-  t0 = time.perf_counter()
-  runner.evaluate_split(method, state.params, data, bundle, "test", (50,))
-  eval_s = time.perf_counter() - t0
-  evaluation = {"seeds": args.seeds, "test_examples": int(len(bundle.test_item)),
-                "items": bundle.num_items, "seconds": round(eval_s, 3),
-                "example_rankings_per_s": round(args.seeds * len(bundle.test_item) / eval_s, 1)}
-  print(f"[bench] evaluation: {evaluation}", file=sys.stderr)
-
+  timings = {}
+  for name in args.methods.split(","):
+    method = methods.build(name, bundle, model_cfg, train_cfg)
+    one, _ = time_epochs(method, data, bundle.num_train, 1, args.steps, args.batch, args.repeats)
+    print(f"[bench] {name} 1 seed: {one}", file=sys.stderr)
+    many, state = time_epochs(method, data, bundle.num_train, args.seeds, args.steps, args.batch,
+                              args.repeats)
+    print(f"[bench] {name} {args.seeds} seeds: {many}", file=sys.stderr)
+    runner.evaluate_split(method, state.params, data, bundle, "test", (50,))  # compile
+    t0 = time.perf_counter()
+    runner.evaluate_split(method, state.params, data, bundle, "test", (50,))
+    eval_s = time.perf_counter() - t0
+    evaluation = {"seeds": args.seeds, "test_examples": int(len(bundle.test_item)),
+                  "items": bundle.num_items, "seconds": round(eval_s, 3),
+                  "example_rankings_per_s": round(args.seeds * len(bundle.test_item) / eval_s, 1)}
+    print(f"[bench] {name} evaluation: {evaluation}", file=sys.stderr)
+    timings[name] = {"one_seed": one, "vmapped": many, "evaluation": evaluation}
+  first = next(iter(timings))
+  one, many, evaluation = (timings[first][k] for k in ("one_seed", "vmapped", "evaluation"))
   steps_per_epoch = bundle.num_train // args.batch
   record = {"benchmark": "train_step", "data": source, "bundle": bundle.summary(),
             "model": "two-tower [256,128,64], embed 64, full softmax, Adam", "batch": args.batch,
             "environment": env, "one_seed": one, "vmapped": many, "evaluation": evaluation,
+            "methods": timings,
+            "slowdown_vs_first": {n: round(timings[first]["one_seed"]["steps_per_s"] /
+                                           t["one_seed"]["steps_per_s"], 2)
+                                  for n, t in timings.items()},
             "paper_scale_estimate_s": {
                 "per_row_5_seeds_40_epochs": round(40 * steps_per_epoch * args.seeds /
                                                    many["seed_steps_per_s"], 0)},

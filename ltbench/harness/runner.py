@@ -4,6 +4,7 @@ trial, resumable, with orbax checkpoints for long trials and a report at the end
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -145,13 +146,16 @@ class Checkpointer:
 
 # -- evaluation --------------------------------------------------------------------------
 
-_SERVE_CACHE: dict[int, Any] = {}
+@functools.lru_cache(maxsize=64)
+def serve_fn(method):
+  """The jitted, seed-vmapped serving function of a method, compiled once per method."""
+  return jax.jit(jax.vmap(method.serve, in_axes=(0, None)))
 
 
 def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", "valid"),
                     chunk_size=1024) -> dict[str, dict[str, np.ndarray]]:
   """Per-seed metrics (percent) by slice for each split, from one serving pass."""
-  user_SxUxD, item_SxIxD = jax.jit(jax.vmap(method.serve, in_axes=(0, None)))(params_S, data)
+  user_SxUxD, item_SxIxD = serve_fn(method)(params_S, data)
   out = {}
   for split in splits:
     if split == "valid":
