@@ -103,6 +103,25 @@ def make_epoch_fn(method: Method, tx: optax.GradientTransformation, num_steps: i
   return jax.jit(jax.vmap(one_epoch, in_axes=(0, 0, None, None)), donate_argnums=(0,))
 
 
+def shard_over_seeds(tree: PyTree, num_seeds: int) -> PyTree:
+  """Places the leading (seed) axis of every leaf across the local devices when there are
+  several and they divide the seed count; a no-op on one device. Trials are independent,
+  so the sharded program needs no communication."""
+  devices = jax.devices()
+  if len(devices) == 1 or num_seeds % len(devices):
+    return tree
+  mesh = jax.sharding.Mesh(np.asarray(devices), ("seed",))
+  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")))
+
+
+def replicate(tree: PyTree) -> PyTree:
+  devices = jax.devices()
+  if len(devices) == 1:
+    return tree
+  mesh = jax.sharding.Mesh(np.asarray(devices), ("seed",))
+  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+
 @dataclasses.dataclass
 class TrainResult:
   params: PyTree  # leading seed axis
@@ -129,6 +148,9 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
   if state is None:
     params = jax.vmap(method.init, in_axes=(0, None))(keys_S, data)
     state = TrainState(params, jax.vmap(tx.init)(params))
+  if jax.device_count() > 1 and num_seeds % jax.device_count() == 0:
+    state, keys_S = shard_over_seeds((state, keys_S), num_seeds)
+    data = replicate(data)
   epoch_fn = make_epoch_fn(method, tx, num_steps, cfg.batch_size, cfg.weight_decay)
   losses = np.full((num_seeds, cfg.epochs), np.nan)
   failed: dict[int, str] = {}

@@ -129,3 +129,13 @@ def test_nan_trial_fails_alone_and_others_stay_on_disk(tmp_path, monkeypatch):
   assert f"seed {bad[0]}" in status[bad[0]]["error"] and "epoch 1" in status[bad[0]]["error"]
   assert "NaNRow" in status[bad[0]]["error"]
   assert table.seeds["NaNRow"] == good
+
+
+def test_identical_rows_are_reused_across_specs(tmp_path, capsys):
+  common = ["--quick", "--seeds", "0", "--epochs", "1", "--out", str(tmp_path)]
+  assert cli.main(["run", "cdn/table2", "--rows", "Two-tower"] + common) == 0
+  capsys.readouterr()
+  assert cli.main(["run", "cdn/table4", "--rows", "Two-tower"] + common) == 0
+  assert "reused seeds [0]" in capsys.readouterr().err
+  trial = json.loads((tmp_path / "cdn" / "table4-quick-epochs1" / "trials.jsonl").read_text())
+  assert trial["reused_from"] == "cdn/table2-quick-epochs1:Two-tower"

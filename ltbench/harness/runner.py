@@ -90,6 +90,25 @@ class TrialStore:
       os.fsync(f.fileno())
 
 
+def reuse_trials(out_root: pathlib.Path, store: TrialStore, row_name: str, key: str,
+                 seeds: list[int]) -> list[int]:
+  """Copies finished trials of the same configuration (same config key: method, options,
+  training, model, data and protocol) from other specs' stores under out_root, so a row
+  shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. Returns the seeds reused."""
+  if not seeds or not out_root.exists():
+    return []
+  found: dict[int, dict] = {}
+  for path in sorted(out_root.glob("**/trials.jsonl")):
+    if path.resolve() == store.path.resolve():
+      continue
+    for t in TrialStore(path).load():
+      if t.get("config") == key and t.get("status") == "ok" and t["seed"] in seeds:
+        found.setdefault(t["seed"], {**t, "reused_from": f"{t['spec']}:{t['row']}"})
+  for seed in sorted(found):
+    store.append({**found[seed], "row": row_name})
+  return sorted(found)
+
+
 def config_key(spec: TableSpec, row: Row, bundle: Bundle) -> str:
   """Hash of everything that changes a trial's result (not seeds, logging or checkpoints)."""
   train_cfg = {k: v for k, v in dataclasses.asdict(spec.train).items()
@@ -208,6 +227,11 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
     done = {t["seed"] for t in store.load()
             if t["row"] == row.name and t["config"] == key and t.get("status") == "ok"}
     pending = [s for s in seeds if s not in done]
+    reused = reuse_trials(pathlib.Path(out_root), store, row.name, key, pending)
+    if reused:
+      print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: reused seeds {reused} from "
+            "another spec's identical configuration", file=sys.stderr)
+      pending = [s for s in pending if s not in reused]
     if not pending:
       print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: seeds {sorted(done)} already on "
             f"disk, skipping", file=sys.stderr)
