@@ -79,8 +79,8 @@ def cmd_list(args) -> int:
   rows = []
   for spec_id in sorted(SPECS):
     spec = get_spec(spec_id)
-    if spec.dataset == "synthetic":
-      present = "embedded"
+    if spec.dataset in ("synthetic", "bx-standin"):
+      present = "embedded (generated)"
     else:
       found = sources.locate(spec.dataset, args.data_dir)
       present = f"yes ({found})" if found else "no (ltbench data info " + spec.dataset + ")"
@@ -96,10 +96,11 @@ def cmd_list(args) -> int:
 def cmd_data(args) -> int:
   from ltbench.data import registry, sources
   registry.get(args.name)
-  if args.name == "synthetic":
-    print("synthetic: embedded seeded generator (ltbench/data/synthetic.py); nothing to download.")
+  if args.name in ("synthetic", "bx-standin"):
+    print(f"{args.name}: {registry.DATASETS[args.name].description} "
+          "(ltbench/data/synthetic.py); nothing to download.")
     if args.action == "prepare":
-      print(registry.load_bundle("synthetic").summary())
+      print(registry.load_bundle(args.name).summary())
     return 0
   if args.action == "info":
     print(sources.info(args.name, args.data_dir))

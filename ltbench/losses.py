@@ -121,6 +121,35 @@ def class_balanced_weights(counts, beta):
   return weights_I / jnp.mean(weights_I)
 
 
+def logq_correct(logits_BxC, log_q_C, cand_C=None, labels_B=None):
+  """Sampled-softmax logits: subtracts each candidate column's log sampling probability and,
+  when candidate ids are given, masks accidental hits (a column other than row b's label
+  that holds the same item as the label).
+
+  Args:
+    logits_BxC: float scores of B rows against C sampled candidates.
+    log_q_C: float log probability that each candidate is sampled.
+    cand_C: optional int item id of each candidate column.
+    labels_B: int label column of each row (required with cand_C).
+
+  Returns:
+    float [B, C] corrected logits.
+
+  References:
+    Yi et al., "Sampling-bias-corrected neural modeling for large corpus item
+    recommendations", RecSys 2019.
+  """
+  logits_BxC = jnp.asarray(logits_BxC) - jnp.asarray(log_q_C)[None, :]
+  if cand_C is None:
+    return logits_BxC
+  if labels_B is None:
+    raise ValueError("logq_correct needs labels_B to mask accidental hits")
+  num_cand = logits_BxC.shape[1]
+  same_BxC = cand_C[None, :] == cand_C[labels_B][:, None]
+  hits_BxC = same_BxC & (jnp.arange(num_cand)[None, :] != labels_B[:, None])
+  return jnp.where(hits_BxC, _masked_value(logits_BxC.dtype), logits_BxC)
+
+
 def in_batch_softmax_logq(user_BxD, item_BxD, log_q_B, item_ids_B=None, weights_B=None,
                           temperature=1.0):
   """In-batch sampled softmax with logQ correction.
@@ -154,14 +183,11 @@ def in_batch_softmax_logq(user_BxD, item_BxD, log_q_B, item_ids_B=None, weights_
   _expect_shape("log_q_B", log_q_B, (batch,))
   if isinstance(temperature, (int, float)) and not temperature > 0:
     raise ValueError(f"temperature must be positive, got {temperature}")
-  logits_BxB = user_BxD @ item_BxD.T / temperature - log_q_B[None, :]
+  labels_B = jnp.arange(batch, dtype=jnp.int32)
   if item_ids_B is not None:
     item_ids_B = jnp.asarray(item_ids_B)
     _expect_shape("item_ids_B", item_ids_B, (batch,))
-    same_BxB = item_ids_B[:, None] == item_ids_B[None, :]
-    hits_BxB = same_BxB & ~jnp.eye(batch, dtype=bool)
-    logits_BxB = jnp.where(hits_BxB, _masked_value(logits_BxB.dtype), logits_BxB)
-  labels_B = jnp.arange(batch, dtype=jnp.int32)
+  logits_BxB = logq_correct(user_BxD @ item_BxD.T / temperature, log_q_B, item_ids_B, labels_B)
   return softmax_cross_entropy(logits_BxB, labels_B, weights_B)
 
 

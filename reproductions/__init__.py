@@ -9,6 +9,7 @@ from ltbench.errors import SpecError
 # spec id -> module defining get_spec()
 SPECS: dict[str, str] = {
     "cdn/table2": "reproductions.cdn.table2",
+    "cdn/table3": "reproductions.cdn.table3",
     "cdn/table4": "reproductions.cdn.table4",
     "cdn/table5": "reproductions.cdn.table5",
     "cdn/figure1": "reproductions.cdn.figure1",

@@ -96,6 +96,9 @@ def test_serving_ignores_the_regulariser_branch(bundle):
     ("cdn", {}), ("udn", {}), ("idn", {}), ("bdn", {}), ("bbn", {}),
     ("cdn", {"design": "head_tail"}), ("cdn", {"design": "unbalanced_balanced"}),
     ("ndp", {}), ("two_stage", {"stage1": "omega_r", "stage2": "natural", "item_features": "ids"}),
+    ("two_tower", {"softmax": "in_batch"}), ("class_balance", {"softmax": "in_batch", "beta": 0.99}),
+    ("cdn", {"softmax": "in_batch"}), ("idn", {"softmax": "in_batch"}), ("bbn", {"softmax": "in_batch"}),
+    ("ndp", {"softmax": "in_batch"}),
 ])
 def test_every_variant_trains(bundle, method, options):
   data = bundle.device_arrays()
@@ -127,3 +130,16 @@ def test_bad_cdn_options_are_spec_errors(bundle):
     methods.build("cdn", bundle, MODEL, CFG, design="big")
   with pytest.raises(SpecError, match="valid: .*bbn"):
     methods.build("cdnn", bundle, MODEL, CFG)
+
+
+def test_sampler_log_q_matches_each_sampler(bundle):
+  from ltbench.methods.baselines import sampler_log_q
+  data = bundle.device_arrays()
+  counts = bundle.item_counts.astype(float)
+  cap = samplers.omega_r_cap(bundle.item_counts, bundle.head_mask)
+  has = counts > 0
+  for sampler, q in [("natural", counts), ("class_balanced", has * 1.0),
+                     ("omega_r", np.minimum(counts, cap)),
+                     ("reversed", np.where(has, 1.0 / np.maximum(counts, 1), 0.0))]:
+    got = np.exp(np.asarray(sampler_log_q(sampler, data, cap)))
+    np.testing.assert_allclose(got[has], (q / q.sum())[has], rtol=1e-5, err_msg=sampler)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,3 +89,27 @@ def test_title_tokens_drop_stopwords():
 def test_unknown_dataset_lists_valid_names():
   with pytest.raises(SpecError, match="ml-1m"):
     registry.load_bundle("ml-2m")
+
+
+def test_sparse_standin_is_deterministic_sparse_and_long_tailed():
+  cfg = synthetic.SparseConfig(num_users=600, num_items=3000, num_interactions=9000, seed=1)
+  a, b = synthetic.generate_sparse(cfg), synthetic.generate_sparse(cfg)
+  np.testing.assert_array_equal(a.train_item, b.train_item)
+  assert a.num_items <= 3000 and a.num_users <= 600
+  assert (a.item_counts[a.head_mask] >= a.item_counts[~a.head_mask].max()).all()
+  assert a.head_mask.sum() == max(1, round(0.001 * a.num_items))
+  assert 1 - a.num_train / (a.num_users * a.num_items) > 0.99
+  assert "random" in a.meta["split"]
+  assert len(a.test_item) == a.num_users  # every kept user has >= 3 interactions
+  steep = synthetic.generate_sparse(dataclasses.replace(cfg, imbalance=5000.0))
+  flat = synthetic.generate_sparse(dataclasses.replace(cfg, imbalance=20.0))
+  assert steep.item_counts.max() > 3 * flat.item_counts.max()
+
+
+def test_bx_standin_is_registered_and_labelled():
+  assert "STAND-IN" in registry.DATASETS["bx-standin"].description
+  b = registry.load_bundle("bx-standin", synthetic_config={"num_users": 300, "num_items": 2000,
+                                                           "num_interactions": 3000})
+  assert b.name == "bx-standin" and b.meta["head_fraction"] == 0.001
+  with pytest.raises(SpecError, match="bad generator options"):
+    registry.load_bundle("bx-standin", synthetic_config={"nope": 1})

@@ -190,3 +190,19 @@ def test_sampled_softmax_logq_requires_both_ids():
   with pytest.raises(ValueError, match="together"):
     _sampled_softmax_logq(zeros_BxD, zeros_BxD, zeros_BxD, np.zeros(2), np.zeros(2),
                                 pos_ids_B=np.arange(2))
+
+
+def test_logq_correct_subtracts_log_q_and_masks_accidental_hits():
+  rng = np.random.default_rng(7)
+  logits = rng.normal(size=(3, 5)).astype(np.float32)
+  log_q = rng.normal(size=5).astype(np.float32)
+  cand = np.array([4, 1, 4, 2, 1])
+  labels = np.array([0, 1, 3])
+  out = np.asarray(losses.logq_correct(jnp.asarray(logits), jnp.asarray(log_q),
+                                       jnp.asarray(cand), jnp.asarray(labels)))
+  expected = logits - log_q[None, :]
+  masked = out < -1e30
+  # row 0 (item 4): column 2 also holds item 4; row 1 (item 1): column 4; row 2: none
+  np.testing.assert_array_equal(np.argwhere(masked), [[0, 2], [1, 4]])
+  np.testing.assert_allclose(out[~masked], expected[~masked], rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(losses.logq_correct(logits, log_q)), expected, rtol=1e-6)

@@ -97,3 +97,101 @@ def generate(cfg: SyntheticConfig = SyntheticConfig()) -> Bundle:
           "split_seed": cfg.seed}
   return assemble("synthetic", u, i, part, U, I, user_features, item_features,
                   cfg.head_fraction, meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseConfig:
+  """A large, very sparse catalogue (Book-Crossing-like) without a dense user × item matrix.
+
+  Each item belongs to one of `num_clusters` latent topics; a user has a sparse taste over
+  topics (Dirichlet); an interaction draws a topic from the user's taste, then an item of
+  that topic with probability ∝ its Zipf popularity. Content features (category, author,
+  publisher, title words) are noisy functions of the topic, so they carry signal for tail
+  items; ids carry the rest.
+  """
+
+  num_users: int = 2000  # users
+  num_items: int = 5000  # catalogue size before dropping never-drawn items
+  num_interactions: int = 30000  # draws before de-duplication
+  imbalance: float = 2000.0  # target popularity ratio between the most and least popular item
+  num_clusters: int = 40  # latent topics
+  taste_concentration: float = 0.1  # Dirichlet concentration of a user's topic mix
+  num_authors: int = 1200  # author vocabulary (authors write within one topic)
+  num_publishers: int = 80  # publisher vocabulary
+  num_words: int = 400  # title vocabulary (each topic has its own common words)
+  num_countries: int = 12  # user country vocabulary (correlated with taste)
+  min_per_user: int = 3  # users get at least this many draws
+  head_fraction: float = 0.001  # head = top 0.1% of items (Book-Crossing in CDN)
+  seed: int = 0  # generator seed
+
+
+def generate_sparse(cfg: SparseConfig = SparseConfig(), name: str = "synthetic-sparse") -> Bundle:
+  """Generates the sparse Bundle (random leave-one-out: Book-Crossing has no timestamps)."""
+  rng = np.random.default_rng(cfg.seed)
+  U, I, K = cfg.num_users, cfg.num_items, cfg.num_clusters
+  topic = rng.integers(0, K, I)
+  exponent = np.log(cfg.imbalance) / np.log(I)
+  pop = np.arange(1, I + 1, dtype=np.float64)[rng.permutation(I)] ** -exponent
+  # per topic: items sorted, cumulative popularity for inverse-CDF draws
+  order = np.lexsort((np.arange(I), topic))
+  topic_sorted = topic[order]
+  starts = np.searchsorted(topic_sorted, np.arange(K))
+  ends = np.searchsorted(topic_sorted, np.arange(K), side="right")
+  cum = np.cumsum(pop[order])
+  base = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0.0)
+  topic_mass = np.where(ends > starts, cum[np.maximum(ends - 1, 0)] - base, 0.0)
+
+  country = rng.integers(0, cfg.num_countries, U)
+  country_taste = rng.dirichlet(np.full(K, 0.5), cfg.num_countries)
+  taste = rng.dirichlet(np.full(K, cfg.taste_concentration), U)
+  taste = 0.7 * taste + 0.3 * country_taste[country]
+  # Topic choice is weighted by taste × topic mass, so popular topics stay popular.
+  weights = taste * topic_mass[None, :]
+  weights /= weights.sum(1, keepdims=True)
+  activity = rng.lognormal(0.0, 1.0, U)
+  per_user = cfg.min_per_user + rng.multinomial(cfg.num_interactions - cfg.min_per_user * U,
+                                                activity / activity.sum())
+  users = np.repeat(np.arange(U), per_user)
+  u_cum = np.cumsum(weights, 1)
+  draws_topic = (u_cum[users] < rng.random(users.size)[:, None]).sum(1).clip(0, K - 1)
+  target = base[draws_topic] + rng.random(users.size) * topic_mass[draws_topic]
+  items = order[np.searchsorted(cum, target).clip(starts[draws_topic], ends[draws_topic] - 1)]
+  pairs = np.unique(np.stack([users, items], 1), axis=0)
+  users, items = pairs[:, 0], pairs[:, 1]
+  keep_user = np.bincount(users, minlength=U) >= 3
+  mask = keep_user[users]
+  users, items = users[mask], items[mask]
+  used_items, items = np.unique(items, return_inverse=True)
+  used_users, users = np.unique(users, return_inverse=True)
+  part, _, split_kind = leave_one_out(users.astype(np.int32), None, cfg.seed)
+
+  n_items, n_users = len(used_items), len(used_users)
+  t = topic[used_items]
+  noisy = lambda labels, vocab, p: np.where(rng.random(labels.size) < p, labels,
+                                            rng.integers(0, vocab, labels.size))
+  author = noisy(t * (cfg.num_authors // K) + rng.integers(0, cfg.num_authors // K, n_items),
+                 cfg.num_authors, 0.9)
+  publisher = noisy(t % cfg.num_publishers, cfg.num_publishers, 0.6)
+  words_per_topic = cfg.num_words // K
+  title = [np.unique(np.concatenate([tt * words_per_topic + rng.integers(0, words_per_topic, 2),
+                                     rng.integers(0, cfg.num_words, 2)]))
+           for tt in t]
+  year = rng.normal(size=n_items) + 0.2 * (t % 5)
+  age = rng.normal(size=n_users) + 0.3 * (country[used_users] % 3)
+  user_features = Features(
+      (FieldSpec("user_id", "categorical", n_users, "mem"),
+       FieldSpec("country", "categorical", cfg.num_countries), FieldSpec("age", "continuous")),
+      {"user_id": np.arange(n_users, dtype=np.int32),
+       "country": country[used_users].astype(np.int32), "age": age.astype(np.float32)})
+  item_features = Features(
+      (FieldSpec("item_id", "categorical", n_items, "mem"),
+       FieldSpec("title", "multi_hot", cfg.num_words),
+       FieldSpec("author", "categorical", cfg.num_authors),
+       FieldSpec("publisher", "categorical", cfg.num_publishers), FieldSpec("year", "continuous")),
+      {"item_id": np.arange(n_items, dtype=np.int32), "title": pad_lists(title),
+       "author": author.astype(np.int32), "publisher": publisher.astype(np.int32),
+       "year": year.astype(np.float32)})
+  meta = {"source": "synthetic-sparse (Book-Crossing-like stand-in)",
+          "config": dataclasses.asdict(cfg), "split": split_kind, "split_seed": cfg.seed}
+  return assemble(name, users.astype(np.int32), items.astype(np.int32), part, n_users, n_items,
+                  user_features, item_features, cfg.head_fraction, meta)

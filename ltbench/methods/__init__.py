@@ -11,15 +11,15 @@ from ltbench.methods import baselines, cdn
 
 
 def _softmax(objective_fn):
-  def factory(bundle, model_cfg, train_cfg, name, **options):
+  def factory(bundle, model_cfg, train_cfg, name, softmax="full", **options):
     return baselines.TwoTowerSoftmax(name, bundle.user_features.fields,
                                      bundle.item_features.fields, objective_fn(**options),
-                                     model_cfg)
+                                     model_cfg, softmax)
   return factory
 
 
 def _two_stage(bundle, model_cfg, train_cfg, name, stage1="natural", stage2="class_balanced",
-               switch_epoch=None, reinit_items=False, item_features="all"):
+               switch_epoch=None, reinit_items=False, item_features="all", softmax="full"):
   """Two-stage decoupling; item_features="ids" keeps only the item id (CDN Figure 1)."""
   if item_features not in ("all", "ids"):
     raise ValueError(f"item_features must be 'all' or 'ids', got {item_features!r}")
@@ -27,7 +27,7 @@ def _two_stage(bundle, model_cfg, train_cfg, name, stage1="natural", stage2="cla
   if item_features == "ids":
     item_fields = tuple(f for f in item_fields if f.group == "mem")
   base = baselines.TwoTowerSoftmax(name, bundle.user_features.fields, item_fields,
-                                   baselines.softmax_objective(), model_cfg)
+                                   baselines.softmax_objective(), model_cfg, softmax)
   cap = samplers.omega_r_cap(bundle.item_counts, bundle.head_mask)
   switch = train_cfg.epochs // 2 if switch_epoch is None else switch_epoch
   return baselines.TwoStage(base, stage1, stage2, switch, reinit_items, cap,

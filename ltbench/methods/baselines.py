@@ -1,4 +1,4 @@
-"""Backbone and re-balancing baselines on the two-tower model with full softmax.
+"""Backbone and re-balancing baselines on the two-tower model (full or in-batch softmax).
 
 - Two-tower (Yi et al., RecSys 2019): softmax over the whole catalogue.
 - ClassBalance (Cui et al., CVPR 2019): the same loss, each example weighted by the inverse
@@ -37,40 +37,68 @@ class ModelConfig:
                     self.dropout)
 
 
-# An objective maps (logits_BxI, target item_B, data) to a scalar loss.
-Objective = Callable[[jax.Array, jax.Array, dict], jax.Array]
+# An objective maps (logits_BxC, label column_B, candidate item ids_C, data) to a scalar loss.
+# With full softmax the candidates are all items (C = I, labels = target items); with
+# in-batch sampled softmax they are the batch's items (labels = the diagonal), and the logits
+# arrive logQ-corrected (`losses.logq_correct`).
+Objective = Callable[[jax.Array, jax.Array, jax.Array, dict], jax.Array]
 
 
 def softmax_objective() -> Objective:
-  def objective(logits_BxI, item_B, data):
-    return losses.softmax_cross_entropy(logits_BxI, item_B)
+  def objective(logits_BxC, labels_B, cand_C, data):
+    return losses.softmax_cross_entropy(logits_BxC, labels_B)
   return objective
 
 
 def class_balanced_objective(beta: float) -> Objective:
-  def objective(logits_BxI, item_B, data):
+  def objective(logits_BxC, labels_B, cand_C, data):
     weights_I = losses.class_balanced_weights(data["item_counts"], beta)
-    return losses.softmax_cross_entropy(logits_BxI, item_B, weights_I[item_B])
+    return losses.softmax_cross_entropy(logits_BxC, labels_B, weights_I[cand_C[labels_B]])
   return objective
 
 
 def logq_objective(weight: float) -> Objective:
-  def objective(logits_BxI, item_B, data):
-    log_p_I = losses.log_prior(data["item_counts"])
-    return losses.softmax_cross_entropy(losses.logit_adjustment(logits_BxI, log_p_I, weight),
-                                        item_B)
+  def objective(logits_BxC, labels_B, cand_C, data):
+    log_p_C = losses.log_prior(data["item_counts"])[cand_C]
+    return losses.softmax_cross_entropy(losses.logit_adjustment(logits_BxC, log_p_C, weight),
+                                        labels_B)
   return objective
+
+
+SOFTMAX = ("full", "in_batch")
+
+
+def sampler_log_q(sampler: str, data, cap: int = 0):
+  """log probability that an item is drawn by a sampler, per item (for the logQ correction)."""
+  counts = data["item_counts"].astype(jnp.float32)
+  if sampler == "natural":
+    q = counts
+  elif sampler == "class_balanced":
+    q = (counts > 0).astype(jnp.float32)
+  elif sampler == "omega_r":
+    q = jnp.minimum(counts, cap)
+  elif sampler == "reversed":  # BBN draws item i with probability ∝ 1/n_i
+    q = jnp.where(counts > 0, 1.0 / jnp.maximum(counts, 1.0), 0.0)
+  else:
+    raise ValueError(f"unknown sampler {sampler!r}")
+  return jnp.log(jnp.maximum(q / q.sum(), 1e-12))
 
 
 @dataclasses.dataclass(frozen=True)
 class TwoTowerSoftmax:
-  """Two-tower model trained with a full-softmax objective over all items."""
+  """Two-tower model trained with a softmax objective over all items (`softmax="full"`) or
+  over the batch's items with logQ correction (`softmax="in_batch"`, for large catalogues)."""
 
   name: str
   user_fields: tuple[FieldSpec, ...]
   item_fields: tuple[FieldSpec, ...]
   objective: Objective
   model_cfg: ModelConfig = ModelConfig()
+  softmax: str = "full"  # one of SOFTMAX
+
+  def __post_init__(self):
+    if self.softmax not in SOFTMAX:
+      raise ValueError(f"softmax must be one of {SOFTMAX}, got {self.softmax!r}")
 
   @property
   def model(self) -> TwoTower:
@@ -84,23 +112,39 @@ class TwoTowerSoftmax:
   def sample(self, key, data, epoch, num_steps, batch_size):
     return permutation_batches(key, data["train_user"].shape[0], num_steps, batch_size)
 
-  def embed(self, params, data, users, key=None):
-    """(user_BxD for the given users, item_IxD for the whole catalogue); dropout iff key."""
+  def embed(self, params, data, users, key=None, items=None):
+    """(user_BxD for the given users, item vectors for `items` or the whole catalogue);
+    dropout iff key."""
     train = key is not None
     rngs = {"dropout": key} if train else {}
     model = self.model
     user_BxD = model.apply(params, gather_rows(data["user_features"], users), not train,
                            method=model.users, rngs=rngs)
-    items_IxD = model.apply(params, data["item_features"], not train, method=model.items,
-                            rngs=rngs)
-    return user_BxD, items_IxD
+    item_feats = data["item_features"] if items is None else gather_rows(data["item_features"], items)
+    items_xD = model.apply(params, item_feats, not train, method=model.items, rngs=rngs)
+    return user_BxD, items_xD
+
+  def candidates(self, params, data, user_B, item_B, key):
+    """(user_BxD, logits_BxC, labels_B, cand_C) for the configured softmax."""
+    if self.softmax == "full":
+      user_BxD, items_IxD = self.embed(params, data, user_B, key)
+      return user_BxD, items_IxD, item_B, jnp.arange(items_IxD.shape[0])
+    user_BxD, items_BxD = self.embed(params, data, user_B, key, items=item_B)
+    return user_BxD, items_BxD, jnp.arange(item_B.shape[0]), item_B
+
+  def logits(self, user_BxD, cand_CxD, labels_B, cand_C, log_q_I):
+    logits_BxC = user_BxD @ cand_CxD.T
+    if self.softmax == "full":
+      return logits_BxC
+    return losses.logq_correct(logits_BxC, log_q_I[cand_C], cand_C, labels_B)
 
   def loss(self, params, batch_idx_B, data, key, epoch):
     user_B = data["train_user"][batch_idx_B]
     item_B = data["train_item"][batch_idx_B]
-    user_BxD, items_IxD = self.embed(params, data, user_B, key)
-    logits_BxI = user_BxD @ items_IxD.T
-    return self.objective(logits_BxI, item_B, data), {}
+    log_q_I = sampler_log_q("natural", data)
+    user_BxD, cand_CxD, labels_B, cand_C = self.candidates(params, data, user_B, item_B, key)
+    logits_BxC = self.logits(user_BxD, cand_CxD, labels_B, cand_C, log_q_I)
+    return self.objective(logits_BxC, labels_B, cand_C, data), {}
 
   def serve(self, params, data):
     num_users = data["user_features"]["user_id"].shape[0]
@@ -170,10 +214,15 @@ class TwoStage:
   def loss(self, params, batch_idx_B, data, key, epoch):
     user_B = data["train_user"][batch_idx_B]
     item_B = data["train_item"][batch_idx_B]
-    user_BxD, items_IxD = self.base.embed(params, data, user_B, key)
+    stage2 = epoch >= self.switch_epoch
+    log_q_I = jnp.where(stage2, sampler_log_q(self.stage2, data, self.omega_r_cap),
+                        sampler_log_q(self.stage1, data, self.omega_r_cap))
+    user_BxD, cand_CxD, labels_B, cand_C = self.base.candidates(params, data, user_B, item_B,
+                                                                key)
     # Stage 2: the user tower is frozen (no gradient, and a fresh Adam state keeps it still).
-    user_BxD = jnp.where(epoch >= self.switch_epoch, jax.lax.stop_gradient(user_BxD), user_BxD)
-    return self.base.objective(user_BxD @ items_IxD.T, item_B, data), {}
+    user_BxD = jnp.where(stage2, jax.lax.stop_gradient(user_BxD), user_BxD)
+    logits_BxC = self.base.logits(user_BxD, cand_CxD, labels_B, cand_C, log_q_I)
+    return self.base.objective(logits_BxC, labels_B, cand_C, data), {}
 
   def serve(self, params, data):
     return self.base.serve(params, data)

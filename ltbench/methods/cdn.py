@@ -25,7 +25,7 @@ import numpy as np
 from ltbench import losses
 from ltbench.data import samplers
 from ltbench.data.bundle import FieldSpec
-from ltbench.methods.baselines import ModelConfig, gather_rows
+from ltbench.methods.baselines import SOFTMAX, ModelConfig, gather_rows, sampler_log_q
 from ltbench.models.cdn import DESIGNS, BilateralUserTower, ItemExperts
 from ltbench.models.towers import Tower
 from ltbench.train import permutation_batches
@@ -51,12 +51,14 @@ class CDNConfig:
   gamma: float = 5.0  # regulariser rate γ > 1 of the γ-adapter
   regulariser: str = "omega_r"  # regulariser-branch data: "omega_r" (CDN) or "reversed" (BBN)
   serve: str = "main"  # "main" (Eq. 9) or "average" (both branches, 0.5 / 0.5)
+  softmax: str = "full"  # "full" over all items, or "in_batch" with logQ (large catalogues)
 
   def __post_init__(self):
     choices = {"user_side": ("bilateral", "single"), "item_side": ("experts", "mlp"),
                "design": DESIGNS, "gate_input": ("log", "bucket"),
                "adapter": ("gamma", "cumulative", "fixed"),
-               "regulariser": ("omega_r", "reversed"), "serve": ("main", "average")}
+               "regulariser": ("omega_r", "reversed"), "serve": ("main", "average"),
+               "softmax": SOFTMAX}
     for name, valid in choices.items():
       if getattr(self, name) not in valid:
         raise ValueError(f"CDN option {name}={getattr(self, name)!r}; valid: {', '.join(valid)}")
@@ -107,25 +109,28 @@ class CrossDecoupling:
     item0 = gather_rows(data["item_features"], jnp.zeros((1,), jnp.int32))
     if self.cfg.item_side == "experts":
       item_params = self.item_tower.init(k_item, item0, jnp.ones((1,), jnp.int32),
-                                         jnp.ones((1,), bool))
+                                         jnp.ones((1,), bool), jnp.float32(1.0))
     else:
       item_params = self.item_tower.init(k_item, item0)
     return {"user": self.user_tower.init(k_user, user0), "item": item_params}
 
   # -- embeddings ----------------------------------------------------------------------
 
-  def item_embeddings(self, params, data, key=None):
-    """(y_m, y_r, gate) for the whole catalogue: y_m for the main branch and serving, y_r
-    for the regulariser branch (equal except for unbalanced/balanced experts)."""
+  def item_embeddings(self, params, data, key=None, items=None):
+    """(y_m, y_r, gate) for `items` (default: the whole catalogue): y_m for the main branch
+    and serving, y_r for the regulariser branch (equal except for unbalanced/balanced)."""
     train = key is not None
     rngs = {"dropout": key} if train else {}
     tower = self.item_tower
+    feats, counts, head = data["item_features"], data["item_counts"], data["head_mask"]
+    if items is not None:
+      feats, counts, head = gather_rows(feats, items), counts[items], head[items]
     if self.cfg.item_side == "mlp":
-      y = tower.apply(params["item"], data["item_features"], not train, rngs=rngs)
+      y = tower.apply(params["item"], feats, not train, rngs=rngs)
       return y, y, None
-    experts_IxKxD, gate_IxK = tower.apply(params["item"], data["item_features"],
-                                          data["item_counts"], data["head_mask"], not train,
-                                          rngs=rngs)
+    log_max = jnp.log1p(data["item_counts"].max().astype(jnp.float32))
+    experts_IxKxD, gate_IxK = tower.apply(params["item"], feats, counts, head, log_max,
+                                          not train, rngs=rngs)
     if self.cfg.design == "unbalanced_balanced":
       return experts_IxKxD[:, 0], experts_IxKxD[:, 1], gate_IxK
     y_IxD = jnp.einsum("ik,ikd->id", gate_IxK, experts_IxKxD)  # Eq. 3
@@ -166,25 +171,46 @@ class CrossDecoupling:
 
   def loss(self, params, batch, data, key, epoch):
     k_user, k_item = jax.random.split(key)
-    y_m_IxD, y_r_IxD, _ = self.item_embeddings(params, data, k_item)
+    in_batch = self.cfg.softmax == "in_batch"
     user = self.user_tower
     rngs = {"dropout": k_user}
-    if not self.bilateral:
-      u_B, i_B = data["train_user"][batch["m"]], data["train_item"][batch["m"]]
-      x_BxD = user.apply(params["user"], gather_rows(data["user_features"], u_B), False, rngs=rngs)
-      return losses.softmax_cross_entropy(x_BxD @ y_m_IxD.T, i_B), {}
     u_m, i_m = data["train_user"][batch["m"]], data["train_item"][batch["m"]]
-    u_r, i_r = data["train_user"][batch["r"]], data["train_item"][batch["r"]]
     batch_size = u_m.shape[0]
+    if not self.bilateral:
+      cand_C = i_m if in_batch else None
+      y_m_CxD, _, _ = self.item_embeddings(params, data, k_item, cand_C)
+      x_BxD = user.apply(params["user"], gather_rows(data["user_features"], u_m), False, rngs=rngs)
+      logits_BxC = x_BxD @ y_m_CxD.T
+      labels_B = i_m
+      if in_batch:
+        labels_B = jnp.arange(batch_size)
+        logits_BxC = losses.logq_correct(logits_BxC, sampler_log_q("natural", data)[cand_C],
+                                         cand_C, labels_B)
+      return losses.softmax_cross_entropy(logits_BxC, labels_B), {}
+    u_r, i_r = data["train_user"][batch["r"]], data["train_item"][batch["r"]]
+    # In-batch: the candidates are both branches' items; full: the whole catalogue.
+    cand_C = jnp.concatenate([i_m, i_r]) if in_batch else None
+    y_m_CxD, y_r_CxD, _ = self.item_embeddings(params, data, k_item, cand_C)
     # One pass through the shared sub-network f for both branches' users.
     feats = gather_rows(data["user_features"], jnp.concatenate([u_m, u_r]))
     h_2BxH = user.apply(params["user"], feats, False, rngs=rngs, method=user.hidden)
     x_m_BxD = user.apply(params["user"], h_2BxH[:batch_size], method=lambda m, h: m.h_m(h))
     x_r_BxD = user.apply(params["user"], h_2BxH[batch_size:], method=lambda m, h: m.h_r(h))
     alpha = self.alpha(epoch)
-    logits_BxI = alpha * x_m_BxD @ y_m_IxD.T + (1.0 - alpha) * x_r_BxD @ y_r_IxD.T  # Eq. 5
-    loss = (alpha * losses.softmax_cross_entropy(logits_BxI, i_m)
-            + (1.0 - alpha) * losses.softmax_cross_entropy(logits_BxI, i_r))  # Eq. 8
+    logits_BxC = alpha * x_m_BxD @ y_m_CxD.T + (1.0 - alpha) * x_r_BxD @ y_r_CxD.T  # Eq. 5
+    label_m, label_r = i_m, i_r
+    logits_m = logits_r = logits_BxC
+    if in_batch:
+      # A candidate is drawn by either branch's sampler: correct by the mixture probability.
+      q_mix_I = 0.5 * (jnp.exp(sampler_log_q("natural", data))
+                       + jnp.exp(sampler_log_q(self.cfg.regulariser, data, self.omega_r_cap)))
+      log_q_C = jnp.log(q_mix_I)[cand_C]
+      label_m = jnp.arange(batch_size)
+      label_r = batch_size + jnp.arange(batch_size)
+      logits_m = losses.logq_correct(logits_BxC, log_q_C, cand_C, label_m)
+      logits_r = losses.logq_correct(logits_BxC, log_q_C, cand_C, label_r)
+    loss = (alpha * losses.softmax_cross_entropy(logits_m, label_m)
+            + (1.0 - alpha) * losses.softmax_cross_entropy(logits_r, label_r))  # Eq. 8
     return loss, {}
 
   # -- serving -------------------------------------------------------------------------

@@ -34,8 +34,10 @@ class ItemExperts(nn.Module):
   dropout: float = 0.0  # dropout on the encoded features
 
   @nn.compact
-  def __call__(self, feats: dict, counts: jax.Array, head: jax.Array,
+  def __call__(self, feats: dict, counts: jax.Array, head: jax.Array, log_max: jax.Array,
                deterministic: bool = True):
+    """counts/head: train count and head flag of each row; log_max: log(1 + the catalogue's
+    largest count), so the gate input is scaled the same for any subset of items."""
     if self.design not in DESIGNS:
       raise ValueError(f"unknown expert design {self.design!r}; valid: {DESIGNS}")
     drop = nn.Dropout(self.dropout, deterministic=deterministic)
@@ -51,10 +53,10 @@ class ItemExperts(nn.Module):
       inputs = [x] * num_experts
     experts_IxKxD = jnp.stack(
         [nn.Dense(self.expert_dim, name=f"expert_{k}")(x) for k, x in enumerate(inputs)], axis=1)
-    gate_IxK = self.gate(counts, head, num_experts)
+    gate_IxK = self.gate(counts, head, log_max, num_experts)
     return experts_IxKxD, gate_IxK
 
-  def gate(self, counts, head, num_experts):
+  def gate(self, counts, head, log_max, num_experts):
     """G(i) of Eq. 3: softmax(W · f(freq_i)); rows sum to 1."""
     if self.design == "head_tail":
       half = num_experts // 2
@@ -64,9 +66,9 @@ class ItemExperts(nn.Module):
       return jnp.where(head[:, None], head_gate[None, :], tail_gate[None, :])
     log_freq = jnp.log1p(counts.astype(jnp.float32))
     if self.gate_input == "log":
-      z = log_freq[:, None] / jnp.maximum(log_freq.max(), 1.0)  # scale to [0, 1]
+      z = log_freq[:, None] / jnp.maximum(log_max, 1.0)  # scale to [0, 1]
     elif self.gate_input == "bucket":
-      edges = jnp.linspace(0.0, jnp.maximum(log_freq.max(), 1e-6), self.num_buckets + 1)[1:-1]
+      edges = jnp.linspace(0.0, jnp.maximum(log_max, 1e-6), self.num_buckets + 1)[1:-1]
       z = nn.Embed(self.num_buckets, 8, name="gate_buckets")(jnp.searchsorted(edges, log_freq))
     else:
       raise ValueError(f"gate_input must be 'log' or 'bucket', got {self.gate_input!r}")
