@@ -167,8 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
+def enable_compilation_cache() -> None:
+  """Persists XLA compilations under the user cache (same program = no recompile on the next
+  run). Set LTBENCH_JAX_CACHE=0 to turn it off, or to a directory to move it."""
+  import os
+  where = os.environ.get("LTBENCH_JAX_CACHE", "")
+  if where == "0":
+    return
+  import jax
+  from ltbench.data.registry import cache_root
+  jax.config.update("jax_compilation_cache_dir", where or str(cache_root() / "jax"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  enable_compilation_cache()
   try:
     return args.func(args)
   except LtbenchError as e:
