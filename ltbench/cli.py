@@ -38,13 +38,18 @@ def resolve_spec(spec_id: str | None, quick: bool, epochs: int | None = None,
   if epochs is not None:
     if epochs < 1:
       raise SpecError(f"--epochs must be >= 1, got {epochs}")
+    note = (f"REDUCED RUN: {epochs} epochs instead of the spec's {spec.train.epochs} "
+            "(`--epochs`); every other setting is the spec's.")
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs),
-                               variant=f"{spec.variant}-epochs{epochs}")
+                               variant=f"{spec.variant}-epochs{epochs}",
+                               notes=(note,) + spec.notes)
   if dataset is not None:
     from ltbench.data import registry
     registry.get(dataset)
+    note = (f"OTHER DATA SET: run on {dataset} instead of the spec's {spec.dataset} "
+            f"(`--dataset`); the paper's values are for {spec.dataset}, shown for reference.")
     spec = dataclasses.replace(spec, dataset=dataset, variant=f"{spec.variant}-{dataset}",
-                               head_fraction=None)
+                               head_fraction=None, notes=(note,) + spec.notes)
   return spec
 
 
