@@ -139,3 +139,28 @@ def test_identical_rows_are_reused_across_specs(tmp_path, capsys):
   assert "reused seeds [0]" in capsys.readouterr().err
   trial = json.loads((tmp_path / "cdn" / "table4-quick-epochs1" / "trials.jsonl").read_text())
   assert trial["reused_from"] == "cdn/table2-quick-epochs1:Two-tower"
+
+
+def test_interrupted_row_resumes_from_its_orbax_checkpoint(tmp_path, monkeypatch, capsys):
+  spec = get_spec("cdn/table2").quick()
+  spec = dataclasses.replace(spec, rows=spec.rows[:1], claims=(),
+                             train=dataclasses.replace(spec.train, epochs=4, checkpoint_every=2))
+  save = runner.Checkpointer.maybe_save
+
+  def crash_after_epoch_2(self, epoch, state, last):
+    save(self, epoch, state, last)
+    if epoch == 1:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(runner.Checkpointer, "maybe_save", crash_after_epoch_2)
+  with pytest.raises(KeyboardInterrupt):
+    runner.run_spec(spec, seeds=[0], out_root=tmp_path)
+  assert list((tmp_path / "cdn" / "table2-quick" / "ckpt").iterdir())
+  monkeypatch.setattr(runner.Checkpointer, "maybe_save", save)
+  capsys.readouterr()
+  table, out_dir = runner.run_spec(spec, seeds=[0], out_root=tmp_path)
+  err = capsys.readouterr().err
+  assert "resuming Two-tower from its checkpoint after epoch 2" in err
+  assert "epoch   1/4" not in err and "epoch   3/4" in err
+  assert table.seeds["Two-tower"] == [0]
+  assert not (out_dir / "ckpt").exists() or not list((out_dir / "ckpt").iterdir())
