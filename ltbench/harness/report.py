@@ -95,7 +95,8 @@ def all_of(*checks):
   def check(table):
     results = [c(table) for c in checks]
     if any(r.holds is None for r in results):
-      return ClaimResult(None, "; ".join(r.evidence for r in results if r.holds is None))
+      return ClaimResult(None, "; ".join(dict.fromkeys(r.evidence for r in results
+                                                       if r.holds is None)))
     return ClaimResult(all(r.holds for r in results), " | ".join(r.evidence for r in results))
   return check
 
@@ -188,7 +189,7 @@ def diff_text(table: Table) -> str:
   lines.append(tabulate.tabulate(
       [[r["row"], r["cell"], r["ours"], r["paper"], r.get("delta", ""), r.get("rel", ""), r["z"]]
        for r in rows], headers=["row", "cell", "ours", "paper", "Δ", "Δ rel", "z"],
-      tablefmt="github"))
+      tablefmt="github", disable_numparse=True))
   claims = check_claims(table)
   if claims:
     lines += ["", "Claims:"]
