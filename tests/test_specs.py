@@ -19,7 +19,8 @@ def test_spec_is_well_formed(spec_id):
     for mean, se in row.paper.values():
       assert 0 <= mean <= 100 and (se is None or se >= 0)
   quick = spec.quick()
-  assert quick.is_quick and quick.dataset == "synthetic" and quick.out_name.endswith("-quick")
+  assert quick.is_quick and quick.out_name.endswith("-quick")
+  assert quick.dataset in ("synthetic", "bx-standin")  # generated, runs anywhere
   assert get_spec.__module__  # the module docstring holds the exact command
   import importlib
   doc = importlib.import_module(SPECS[spec_id]).__doc__
