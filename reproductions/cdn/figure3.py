@@ -2,7 +2,7 @@
 expert for head and for tail items (CDN on MovieLens-1M).
 
 Command (paper scale):  ltbench run cdn/figure3 --data-dir ../shared/data
-Expected wall time: about 5.6 h for 5 seeds x 40 epochs on a 2-core CPU.
+Expected wall time: about 5.4 h for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally:            ltbench run cdn/figure3 --quick
 Writes figure3.png and figure3.csv beside the table.
 """

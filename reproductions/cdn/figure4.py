@@ -3,7 +3,7 @@
 select γ for the other CDN tables (`ltbench diff cdn/figure4` prints the choice).
 
 Command (paper scale):  ltbench run cdn/figure4 --data-dir ../shared/data
-Expected wall time: about 5.6 h per γ for 5 seeds x 40 epochs on a 2-core CPU.
+Expected wall time: about 5.4 h per γ for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally:            ltbench run cdn/figure4 --quick
 Writes figure4.png and figure4.csv beside the table.
 """

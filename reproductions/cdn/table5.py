@@ -2,7 +2,7 @@
 Mem/Gen = CDN), with the same number and size of experts in every design.
 
 Command (paper scale):  ltbench run cdn/table5 --data-dir ../shared/data
-Expected wall time: about 5.6 h per row for 5 seeds x 40 epochs on a 2-core CPU.
+Expected wall time: about 5.4 h per row for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally:            ltbench run cdn/table5 --quick
 """
 
