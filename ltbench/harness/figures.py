@@ -34,11 +34,13 @@ def lines(df: pd.DataFrame, x: str, series: Sequence[str], out: pathlib.Path, ti
   for s in series:
     ax.errorbar(df[x], df[s], yerr=df.get(f"{s}_se"), marker="o", capsize=3, label=s)
   if logx:
+    import matplotlib.ticker as ticker
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xticks(df[x])
     ax.set_xticklabels([f"{v:g}" for v in df[x]])
   ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-  ax.legend()
+  ax.legend(loc="best", fontsize="small")
   return [csv, _save(fig, out.with_suffix(".png"))]
 
 
