@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ltbench import losses
+from ltbench.data import samplers
 from ltbench.data.bundle import FieldSpec
 from ltbench.models.towers import TwoTower
 from ltbench.train import permutation_batches
@@ -195,7 +196,6 @@ class TwoStage:
     return {**params, "params": {**params["params"], "item_tower": fresh}}
 
   def _sampler(self, which, key, data, num_steps, batch_size):
-    from ltbench.data import samplers
     if which == "natural":
       return permutation_batches(key, data["train_user"].shape[0], num_steps, batch_size)
     if which == "class_balanced":

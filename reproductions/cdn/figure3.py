@@ -9,7 +9,6 @@ Writes figure3.png and figure3.csv beside the table.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pandas as pd

@@ -18,7 +18,6 @@ from ltbench.harness.spec import Claim, Row, TableSpec
 from reproductions.cdn.common import (CELLS, GAMMA, ML1M, MODEL, NOTES, PAPER_CITATION, TRAIN,
                                       quick_variant)
 
-CELLS = CELLS
 
 ROWS = (
     Row("Two-tower", "two_tower", {}, ML1M["Two-tower"],
