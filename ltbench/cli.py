@@ -1,4 +1,4 @@
-"""The `ltbench` command line: run, diff, list, data."""
+"""The `ltbench` command line: run, tune, diff, list, data."""
 
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def cmd_run(args) -> int:
   print((out_dir / "table.md").read_text())
   if not spec.is_quick:
     print(report.diff_text(table))
+  return 0
+
+
+def cmd_tune(args) -> int:
+  from ltbench.harness import tune
+  spec = resolve_spec(args.spec, args.quick, args.epochs, args.dataset)
+  tune.run_tune(spec, args.rows, args.params, seeds=args.seeds, data_dir=args.data_dir,
+                out_root=args.out, download=not args.no_download)
   return 0
 
 
@@ -150,6 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
   r.add_argument("--no-download", action="store_true", help="fail instead of downloading data")
   common(r)
   r.set_defaults(func=cmd_run)
+
+  t = sub.add_parser("tune", help="choose hyper-parameters on the validation split from the "
+                     "paper's grid (the rows' `grid`)")
+  t.add_argument("spec", help="e.g. cdn/table2")
+  t.add_argument("--params", type=_names, required=True,
+                 help="grid parameters to search, e.g. gamma or learning_rate,dropout (the "
+                      "others keep the row's values)")
+  t.add_argument("--rows", type=_names, default=None,
+                 help="rows to tune (default: every row with a grid for --params)")
+  t.add_argument("--quick", action="store_true", help="the spec's small synthetic variant")
+  t.add_argument("--seeds", type=_ints, default=None, help="e.g. 0,1,2 (default: the spec's)")
+  t.add_argument("--epochs", type=int, default=None, help="a reduced search (separate folder)")
+  t.add_argument("--dataset", default=None, help="search on another registered data set")
+  t.add_argument("--no-download", action="store_true", help="fail instead of downloading data")
+  common(t)
+  t.set_defaults(func=cmd_tune)
 
   d = sub.add_parser("diff", help="ours vs the paper, per cell, and the paper's claims")
   d.add_argument("spec")

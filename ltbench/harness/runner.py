@@ -26,7 +26,7 @@ from ltbench import evaluate, methods
 from ltbench.data import registry
 from ltbench.data.bundle import Bundle
 from ltbench.harness import report
-from ltbench.harness.spec import Row, TableSpec
+from ltbench.harness.spec import Row, TableSpec, resolve_row
 from ltbench.train import TrainState, train
 
 
@@ -111,10 +111,11 @@ def reuse_trials(out_root: pathlib.Path, store: TrialStore, row_name: str, key: 
 
 def config_key(spec: TableSpec, row: Row, bundle: Bundle) -> str:
   """Hash of everything that changes a trial's result (not seeds, logging or checkpoints)."""
-  train_cfg = {k: v for k, v in dataclasses.asdict(spec.train).items()
+  _, train, model = resolve_row(spec, row)
+  train_cfg = {k: v for k, v in dataclasses.asdict(train).items()
                if k not in ("log_every", "checkpoint_every")}
   src = {"method": row.method, "params": row.params, "train": train_cfg,
-         "model": dataclasses.asdict(spec.model), "dataset": spec.dataset,
+         "model": dataclasses.asdict(model), "dataset": spec.dataset,
          "checksum": bundle.meta.get("checksum"), "split": bundle.meta.get("split"),
          "head": bundle.meta.get("head_fraction"), "data_options": spec.data_options,
          "protocol": spec.protocol}
@@ -266,14 +267,15 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
 
 def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int], key: str,
             store: TrialStore, out_dir: pathlib.Path, env: dict) -> None:
-  method = methods.build(row.method, bundle, spec.model, spec.train, name=row.name, **row.params)
+  options, train_cfg, model_cfg = resolve_row(spec, row)
+  method = methods.build(row.method, bundle, model_cfg, train_cfg, name=row.name, **options)
   keys_S = jnp.stack([jax.random.PRNGKey(s) for s in pending])
   ckpt = Checkpointer(out_dir / "ckpt" / f"{slug(row.name)}-{key}-s{'_'.join(map(str, pending))}",
-                      spec.train.checkpoint_every)
+                      train_cfg.checkpoint_every)
   state, start = None, 0
   if ckpt.every and ckpt.directory.exists():
     import optax
-    tx = optax.adam(spec.train.learning_rate)
+    tx = optax.adam(train_cfg.learning_rate)
     params = jax.vmap(method.init, in_axes=(0, None))(keys_S, data)
     restored = ckpt.restore(TrainState(params, jax.vmap(tx.init)(params)))
     if restored is not None:
@@ -281,9 +283,9 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
       print(f"[ltbench]   resuming {row.name} from its checkpoint after epoch {start}",
             file=sys.stderr)
   t0 = time.time()
-  result = train(method, data, bundle.num_train, keys_S, spec.train, label=row.name,
+  result = train(method, data, bundle.num_train, keys_S, train_cfg, label=row.name,
                  seeds=pending, state=state, start_epoch=start,
-                 on_epoch=lambda e, st, _: ckpt.maybe_save(e, st, e + 1 == spec.train.epochs))
+                 on_epoch=lambda e, st, _: ckpt.maybe_save(e, st, e + 1 == train_cfg.epochs))
   metrics = evaluate_splits(method, result.params, data, bundle, spec.ks)
   test, valid = metrics["test"], metrics["valid"]
   extras = method.trial_extras(result.params, data, bundle) if hasattr(method, "trial_extras") else {}

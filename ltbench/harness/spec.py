@@ -12,13 +12,22 @@ from ltbench.train import TrainConfig
 PaperValue = tuple[float, float | None]  # (mean, standard error or None)
 
 
+TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelConfig))
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
   name: str  # row label as in the paper
   method: str  # key in ltbench.methods.METHODS
-  params: dict[str, Any] = dataclasses.field(default_factory=dict)  # method options
+  # Method options, plus per-row overrides of the spec's TrainConfig / ModelConfig fields
+  # (e.g. learning_rate, dropout): a key named like one of those fields overrides it.
+  params: dict[str, Any] = dataclasses.field(default_factory=dict)
   paper: dict[str, PaperValue] = dataclasses.field(default_factory=dict)  # cell -> value
   note: str = ""  # how this row was configured (e.g. a hyper-parameter choice)
+  # The paper's search space for this row (param -> candidate values), searched on the
+  # validation split by `ltbench tune`; keys as in `params`.
+  grid: dict[str, tuple] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +63,7 @@ class TableSpec:
   figure: Callable[[Any, list, Any], list] | None = None
   is_quick: bool = False
   variant: str = ""  # suffix of the results folder for reduced runs (e.g. "-epochs10")
+  select_cell: str = "overall/NDCG@50"  # validation cell that `ltbench tune` maximises
 
   @property
   def ks(self) -> tuple[int, ...]:
@@ -77,3 +87,13 @@ class TableSpec:
 
   def select_rows(self, names: list[str] | None) -> tuple[Row, ...]:
     return self.rows if not names else tuple(self.row(n) for n in names)
+
+
+def resolve_row(spec: TableSpec, row: Row) -> tuple[dict[str, Any], TrainConfig, ModelConfig]:
+  """(method options, TrainConfig, ModelConfig) of a row: its params that name a TrainConfig
+  or ModelConfig field override the spec's value; the rest are the method's options."""
+  train = {k: v for k, v in row.params.items() if k in TRAIN_FIELDS}
+  model = {k: v for k, v in row.params.items() if k in MODEL_FIELDS}
+  options = {k: v for k, v in row.params.items() if k not in TRAIN_FIELDS | MODEL_FIELDS}
+  return (options, dataclasses.replace(spec.train, **train),
+          dataclasses.replace(spec.model, **model))

@@ -45,6 +45,24 @@ ML1M["Mem/Gen"] = ML1M["CDN"]
 # where the paper's Figure 4 says the gains saturate.
 GAMMA = 5.0
 
+# Appendix B.3's search spaces, searched on the validation split by `ltbench tune` (a row's
+# `grid`); keys name a method option or a TrainConfig / ModelConfig field.
+LR_GRID = (0.1, 0.01, 0.001, 0.0001)
+DROPOUT_GRID = (0.1, 0.3, 0.5, 0.7, 0.9)
+WEIGHT_DECAY_GRID = (0.0, 0.1, 0.01, 0.001)
+GAMMA_GRID = (1.2, 1.5, 2.1, 3.0, 5.0, 10.0, 30.0)
+LOGQ_GRID = (0.1, 1.0, 10.0)
+EXPERTS_GRID = (1, 2, 3)
+
+
+def grid(**extra) -> dict[str, tuple]:
+  """Every row's search space (learning rate, dropout, L2) plus the method's own."""
+  return {"learning_rate": LR_GRID, "dropout": DROPOUT_GRID, "weight_decay": WEIGHT_DECAY_GRID,
+          **extra}
+
+
+CDN_GRID = grid(gamma=GAMMA_GRID, n_mem=EXPERTS_GRID, n_gen=EXPERTS_GRID)
+
 TRAIN = TrainConfig(epochs=40, batch_size=1024, learning_rate=1e-3, checkpoint_every=5)
 MODEL = ModelConfig(embed_dim=64, sizes=(256, 128, 64), dropout=0.1)
 

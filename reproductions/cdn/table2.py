@@ -15,29 +15,35 @@ from __future__ import annotations
 
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.cdn.common import (CELLS, GAMMA, ML1M, MODEL, NOTES, PAPER_CITATION, TRAIN,
-                                      quick_variant)
+from reproductions.cdn.common import (CDN_GRID, CELLS, GAMMA, LOGQ_GRID, ML1M, MODEL, NOTES,
+                                      PAPER_CITATION, TRAIN, grid, quick_variant)
 
 
 ROWS = (
     Row("Two-tower", "two_tower", {}, ML1M["Two-tower"],
-        note="full softmax over all items; the backbone of every row"),
+        note="full softmax over all items; the backbone of every row",
+        grid=grid()),
     Row("ClassBalance", "class_balance", {"beta": 0.999}, ML1M["ClassBalance"],
         note="examples weighted by the inverse effective number of their item, beta = 0.999 "
-             "(Cui et al.'s usual value; the paper gives no beta and no grid)"),
+             "(Cui et al.'s usual value; the paper gives no beta and no grid)",
+        grid=grid()),
     Row("LogQ", "logq", {"weight": 1.0}, ML1M["LogQ"],
         note="training logits s + λ·log p_i with λ = 1 (the paper's grid is {0.1, 1, 10}; "
-             "λ = 1 is Menon et al.'s logit adjustment; not selected on validation here)"),
+             "λ = 1 is Menon et al.'s logit adjustment; not selected on validation here)",
+        grid=grid(weight=LOGQ_GRID)),
     Row("NDP", "ndp", {"stage1": "natural", "stage2": "class_balanced", "reinit_items": True},
         ML1M["NDP"],
         note="20 epochs on the natural distribution, then 20 epochs re-training a re-initialised "
-             "item tower (cRT) on class-balanced sampling with the user tower frozen"),
+             "item tower (cRT) on class-balanced sampling with the user tower frozen",
+        grid=grid()),
     Row("BBN", "bbn", {}, ML1M["BBN"],
         note="bilateral user branches (shared f, heads h_m/h_r), MLP item tower, reversed sampler "
-             "(p ∝ 1/n_i) for the second branch, α_t = 1 − (t/T)², both branches at serving"),
+             "(p ∝ 1/n_i) for the second branch, α_t = 1 − (t/T)², both branches at serving",
+        grid=grid()),
     Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"],
         note=f"mem/gen experts (1 + 1, one layer of 64) with a log-frequency gate, bilateral users, "
-             f"Ω_r regulariser, γ = {GAMMA} (not yet selected on validation), main-branch serving"),
+             f"Ω_r regulariser, γ = {GAMMA} (not yet selected on validation), main-branch serving",
+        grid=CDN_GRID),
 )
 
 TAIL, HEAD, OVERALL = ["tail/HR@50", "tail/NDCG@50"], ["head/HR@50"], ["overall/HR@50"]

@@ -25,7 +25,8 @@ from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
 from ltbench.methods.baselines import ModelConfig
 from ltbench.train import TrainConfig
-from reproductions.cdn.common import CELLS, GAMMA, MODEL, PAPER_CITATION, TRAIN, paper
+from reproductions.cdn.common import (CDN_GRID, CELLS, GAMMA, LOGQ_GRID, MODEL, PAPER_CITATION,
+                                      TRAIN, grid, paper)
 
 PAPER = {
     "Two-tower": paper(2.32, 0.45, 0.81, 0.17, 19.76, 4.62, 7.58, 1.81, 0.72, 0.08, 0.19, 0.02),
@@ -39,17 +40,23 @@ PAPER = {
 SAMPLED = {"softmax": "in_batch"}
 ROWS = (
     Row("Two-tower", "two_tower", SAMPLED, PAPER["Two-tower"],
-        note="in-batch softmax with logQ correction (q = train frequency)"),
+        note="in-batch softmax with logQ correction (q = train frequency)",
+        grid=grid()),
     Row("ClassBalance", "class_balance", {**SAMPLED, "beta": 0.999}, PAPER["ClassBalance"],
-        note="beta = 0.999, on the logQ-corrected in-batch softmax"),
+        note="beta = 0.999, on the logQ-corrected in-batch softmax",
+        grid=grid()),
     Row("LogQ", "logq", {**SAMPLED, "weight": 1.0}, PAPER["LogQ"],
-        note="logit adjustment λ = 1 on top of the sampling correction (which it cancels)"),
+        note="logit adjustment λ = 1 on top of the sampling correction (which it cancels)",
+        grid=grid(weight=LOGQ_GRID)),
     Row("NDP", "ndp", {**SAMPLED, "stage1": "natural", "stage2": "class_balanced",
                        "reinit_items": True}, PAPER["NDP"],
-        note="20 + 20 epochs, cRT on class-balanced sampling, user tower frozen"),
-    Row("BBN", "bbn", SAMPLED, PAPER["BBN"], note="reversed sampler, α_t = 1 − (t/T)²"),
+        note="20 + 20 epochs, cRT on class-balanced sampling, user tower frozen",
+        grid=grid()),
+    Row("BBN", "bbn", SAMPLED, PAPER["BBN"], note="reversed sampler, α_t = 1 − (t/T)²",
+        grid=grid()),
     Row("CDN", "cdn", {**SAMPLED, "gamma": GAMMA}, PAPER["CDN"],
-        note=f"γ = {GAMMA}; candidates = both branches' items, logQ by the mixture of samplers"),
+        note=f"γ = {GAMMA}; candidates = both branches' items, logQ by the mixture of samplers",
+        grid=CDN_GRID),
 )
 
 OVERALL = ["overall/HR@50"]

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.cdn.common import (CELLS, GAMMA, ML1M, MODEL, NOTES, PAPER_CITATION, TRAIN,
-                                      quick_variant)
+from reproductions.cdn.common import (CDN_GRID, CELLS, EXPERTS_GRID, GAMMA, GAMMA_GRID, ML1M,
+                                      MODEL, NOTES, PAPER_CITATION, TRAIN, grid, quick_variant)
 
 ROWS = (
-    Row("Two-tower", "two_tower", {}, ML1M["Two-tower"], note="the backbone"),
+    Row("Two-tower", "two_tower", {}, ML1M["Two-tower"], note="the backbone",
+        grid=grid()),
     Row("BDN", "bdn", {}, ML1M["BDN"],
-        note="CDN with both branches weighted 0.5 in training (α fixed) and at serving"),
+        note="CDN with both branches weighted 0.5 in training (α fixed) and at serving",
+        grid=grid()),
     Row("UDN", "udn", {"gamma": GAMMA}, ML1M["UDN"],
-        note="user-side decoupling only: bilateral users + γ-adapter + Ω_r, MLP item tower"),
+        note="user-side decoupling only: bilateral users + γ-adapter + Ω_r, MLP item tower",
+        grid=grid(gamma=GAMMA_GRID)),
     Row("IDN", "idn", {}, ML1M["IDN"],
-        note="item-side decoupling only: mem/gen experts with the frequency gate, one user tower"),
-    Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"], note=f"γ = {GAMMA}"),
+        note="item-side decoupling only: mem/gen experts with the frequency gate, one user tower",
+        grid=grid(n_mem=EXPERTS_GRID, n_gen=EXPERTS_GRID)),
+    Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"], note=f"γ = {GAMMA}",
+        grid=CDN_GRID),
 )
 
 ALL = list(CELLS)

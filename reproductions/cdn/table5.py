@@ -10,22 +10,25 @@ from __future__ import annotations
 
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.cdn.common import (CELLS, GAMMA, ML1M, MODEL, NOTES, PAPER_CITATION, TRAIN,
-                                      quick_variant)
+from reproductions.cdn.common import (CDN_GRID, CELLS, GAMMA, GAMMA_GRID, ML1M, MODEL, NOTES,
+                                      PAPER_CITATION, TRAIN, grid, quick_variant)
 
 ROWS = (
     Row("Unbalanced/Balanced", "cdn", {"gamma": GAMMA, "design": "unbalanced_balanced"},
         ML1M["Unbalanced/Balanced"],
         note="two experts on all item features; expert 0 gives the main-branch item vectors "
              "(original distribution), expert 1 the regulariser-branch ones (Ω_r); serving uses "
-             "expert 0 with the main branch"),
+             "expert 0 with the main branch",
+        grid=grid(gamma=GAMMA_GRID)),
     Row("Head/Tail", "cdn", {"gamma": GAMMA, "design": "head_tail"}, ML1M["Head/Tail"],
         note="two experts on all item features with a 0-1 gate: head items use expert 0, tail "
-             "items expert 1"),
+             "items expert 1",
+        grid=grid(gamma=GAMMA_GRID)),
     # The default design is mem_gen: the same options as CDN's row elsewhere, so the trials are
     # shared with Tables 2 and 4.
     Row("Mem/Gen", "cdn", {"gamma": GAMMA}, ML1M["Mem/Gen"],
-        note="CDN: memorisation expert on the id, generalisation expert on content, frequency gate"),
+        note="CDN: memorisation expert on the id, generalisation expert on content, frequency gate",
+        grid=CDN_GRID),
 )
 
 CLAIMS = (

@@ -1,0 +1,120 @@
+"""Hyper-parameter selection on the validation split (`ltbench tune`).
+
+A spec row declares the paper's search space in `Row.grid`. Tuning runs every point of the
+grid (the Cartesian product over the chosen parameters; the others keep the row's values) as
+a row of a derived spec, so the trials are stored, resumable and shared with identical rows
+of other specs like any other trial. The choice maximises the mean over seeds of the spec's
+`select_cell` on the VALIDATION split; the test split is never read. The choice is written to
+`selection.json` and `selection.md` and is then recorded by hand in the spec, with where it
+came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from ltbench.errors import SpecError
+from ltbench.harness.spec import Row, TableSpec
+
+
+def grid_points(row: Row, params: list[str]) -> list[dict[str, Any]]:
+  """The Cartesian product of the row's grid over `params`, in grid order."""
+  missing = [p for p in params if p not in row.grid]
+  if missing:
+    raise SpecError(f"row {row.name!r} has no grid for {', '.join(missing)}; its grid covers: "
+                    f"{', '.join(row.grid) or 'nothing'}")
+  values = [tuple(row.grid[p]) for p in params]
+  return [dict(zip(params, combo)) for combo in itertools.product(*values)]
+
+
+def point_name(row: Row, point: dict[str, Any]) -> str:
+  return f"{row.name} [" + " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in point.items()) + "]"
+
+
+def tune_spec(spec: TableSpec, rows: list[str] | None, params: list[str]) -> TableSpec:
+  """A spec whose rows are the grid points of the selected rows (those with a grid)."""
+  if not params:
+    raise SpecError("name the parameters to search with --params (e.g. --params gamma)")
+  chosen = spec.select_rows(rows) if rows else tuple(r for r in spec.rows
+                                                     if all(p in r.grid for p in params))
+  if not chosen:
+    raise SpecError(f"no row of {spec.id} has a grid for {', '.join(params)}; grids: " +
+                    "; ".join(f"{r.name}: {', '.join(r.grid) or '-'}" for r in spec.rows))
+  out = []
+  for row in chosen:
+    for point in grid_points(row, params):
+      out.append(Row(point_name(row, point), row.method, {**row.params, **point},
+                     note=f"grid point of {row.name}"))
+  return dataclasses.replace(
+      spec, rows=tuple(out), claims=(), figure=None, quick=None, variant=spec.variant + "-tune",
+      notes=(f"HYPER-PARAMETER SEARCH over {', '.join(params)}: each row is a grid point; the "
+             f"choice maximises validation {spec.select_cell} (the test split is not used).",)
+      + spec.notes)
+
+
+def choose(trials: list[dict], candidates: dict[str, dict[str, Any]], cell: str
+           ) -> tuple[str | None, dict[str, dict]]:
+  """The candidate (row name -> point) with the best mean validation `cell` over its ok trials.
+
+  Returns (best row name or None, {row name: {"mean", "se", "n", "point"}}). Only the trials'
+  "valid" metrics are read. Ties go to the first candidate in order.
+  """
+  scores = {}
+  for name, point in candidates.items():
+    vals = np.asarray([t["valid"][cell] for t in trials
+                       if t["row"] == name and t.get("status") == "ok"], dtype=float)
+    vals = vals[np.isfinite(vals)]
+    se = float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else None
+    scores[name] = {"point": point, "n": int(vals.size),
+                    "mean": float(vals.mean()) if vals.size else None, "se": se}
+  ranked = [n for n in candidates if scores[n]["mean"] is not None]
+  best = max(ranked, key=lambda n: scores[n]["mean"]) if ranked else None
+  return best, scores
+
+
+def run_tune(spec: TableSpec, rows: list[str] | None, params: list[str],
+             seeds: list[int] | None = None, data_dir: str | None = None,
+             out_root: str | os.PathLike = "results", download: bool = True) -> dict:
+  """Runs the grid's missing trials, chooses per row on validation, writes the selection."""
+  from ltbench.harness import runner
+  tspec = tune_spec(spec, rows, params)
+  _, out_dir = runner.run_spec(tspec, seeds=seeds, data_dir=data_dir, out_root=out_root,
+                               download=download)
+  keys = json.loads((out_dir / "run.json").read_text())["config_keys"]
+  trials = [t for t in runner.TrialStore(out_dir / "trials.jsonl").load()
+            if keys.get(t["row"]) == t["config"]]
+  rows_done = spec.select_rows(rows) if rows else tuple(
+      r for r in spec.rows if all(p in r.grid for p in params))
+  selection = {"spec": spec.id, "variant": tspec.variant, "cell": f"valid {spec.select_cell}",
+               "params": params, "seeds": sorted({t["seed"] for t in trials}),
+               "epochs": spec.train.epochs, "dataset": spec.dataset, "rows": {}}
+  lines = [f"# Validation selection for {spec.id} ({', '.join(params)})", "",
+           f"Chosen by the mean over seeds of validation {spec.select_cell}; the test split was "
+           "not read. " + " ".join(tspec.notes[1:2]), ""]
+  for row in rows_done:
+    cands = {point_name(row, p): p for p in grid_points(row, params)}
+    best, scores = choose(trials, cands, spec.select_cell)
+    selection["rows"][row.name] = {"chosen": cands[best] if best else None, "scores": scores}
+    lines += [f"## {row.name}: " + (f"chosen {best}" if best else "no finished trials"), "",
+              f"| grid point | valid {spec.select_cell} | SE | seeds |", "|---|---|---|---|"]
+    for name, s in scores.items():
+      mean = f"{s['mean']:.2f}" if s["mean"] is not None else "–"
+      se = f"{s['se']:.2f}" if s["se"] is not None else "–"
+      lines.append(f"| {name}{' ←' if name == best else ''} | {mean} | {se} | {s['n']} |")
+    lines.append("")
+  (out_dir / "selection.json").write_text(json.dumps(selection, indent=1))
+  (out_dir / "selection.md").write_text("\n".join(lines))
+  print("\n".join(lines))
+  print(f"[ltbench] wrote {out_dir / 'selection.json'}; record the chosen values in the spec "
+        "with where they came from", file=sys.stderr)
+  return selection
+
