@@ -8,6 +8,8 @@ fractions; `metrics_from_ranks` reports per-seed means in percent.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -311,4 +313,38 @@ def metrics_from_ranks(ranks_SxU, ks, slices):
         ndcg_S = 100.0 * np.where(hit_SxM, 1.0 / np.log2(ranks_SxM + 2.0), 0.0).mean(axis=1)
       results[(name, f"HR@{k}")] = hr_S
       results[(name, f"NDCG@{k}")] = ndcg_S
+  return results
+
+
+def chance_metrics(num_candidates_U, ks, slices) -> dict[tuple[str, str], float]:
+  """Expected HR@k and NDCG@k (percent) of a uniformly random ranking: the reference level
+  a trained model should clear.
+
+  Args:
+    num_candidates_U: int [U], the items each evaluation example is ranked among (the target
+      included), i.e. all items minus the user's excluded ones.
+    ks: sequence of positive int cutoffs.
+    slices: dict name -> numpy bool [U], as in `metrics_from_ranks`.
+
+  Returns:
+    dict (slice_name, f"HR@{k}" or f"NDCG@{k}") -> float; NaN for an empty slice.
+  """
+  cands_U = np.asarray(num_candidates_U, np.float64)
+  _expect_shape("num_candidates_U", cands_U, (None,))
+  if np.any(cands_U < 1):
+    raise ValueError("num_candidates_U must be >= 1 (the target is always a candidate)")
+  results = {}
+  for k in (int(k) for k in ks):
+    _expect_k(k)
+    # The target's rank is uniform on 1..c: P(rank <= k) = min(k, c) / c, and
+    # E[NDCG@k] = (1/c) * sum_{r <= min(k, c)} 1 / log2(r + 1).
+    discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    top_U = np.minimum(k, cands_U).astype(np.int64)
+    hr_U = top_U / cands_U
+    ndcg_U = discounts[top_U - 1] / cands_U
+    for name, mask in slices.items():
+      mask_U = np.asarray(mask, bool)
+      empty = not mask_U.any()
+      results[(name, f"HR@{k}")] = math.nan if empty else 100.0 * float(hr_U[mask_U].mean())
+      results[(name, f"NDCG@{k}")] = math.nan if empty else 100.0 * float(ndcg_U[mask_U].mean())
   return results

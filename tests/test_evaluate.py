@@ -224,3 +224,20 @@ def test_metrics_from_ranks_exact_percentages():
 def test_metrics_from_ranks_rejects_non_bool_slice():
   with pytest.raises(ValueError, match="slice 'head' must be a bool mask"):
     evaluate.metrics_from_ranks(np.zeros((1, 3), np.int32), [1], {"head": np.array([0, 2, 1])})
+
+
+def test_chance_metrics_match_enumerating_every_rank():
+  cands = np.array([1, 3, 10, 60, 200])
+  slices = {"overall": np.ones(5, bool), "head": np.array([1, 0, 0, 1, 0], bool),
+            "none": np.zeros(5, bool)}
+  got = evaluate.chance_metrics(cands, (5, 50), slices)
+  for k in (5, 50):
+    hr = np.array([np.mean([r <= k for r in range(1, c + 1)]) for c in cands])
+    ndcg = np.array([np.mean([(r <= k) / np.log2(r + 1) for r in range(1, c + 1)]) for c in cands])
+    for name in ("overall", "head"):
+      m = slices[name]
+      np.testing.assert_allclose(got[(name, f"HR@{k}")], 100 * hr[m].mean(), rtol=1e-12)
+      np.testing.assert_allclose(got[(name, f"NDCG@{k}")], 100 * ndcg[m].mean(), rtol=1e-12)
+    assert np.isnan(got[("none", f"HR@{k}")])
+  with pytest.raises(ValueError, match="num_candidates_U"):
+    evaluate.chance_metrics(np.array([0, 4]), (5,), {"overall": np.ones(2, bool)})

@@ -34,6 +34,11 @@ def test_quick_run_writes_tables_and_trials(quick_run):
     assert t["test"]["overall/HR@50"] > 0.0
   md = (out_dir / "table.md").read_text()
   assert md.count("| ours ") == 6 and "The paper's claims" in md
+  # The random-ranking reference line, well below the trained backbone.
+  chance = json.loads((out_dir / "table.json").read_text())["meta"]["chance"]
+  assert "| random ranking | chance" in md
+  backbone = min(t["test"]["overall/HR@50"] for t in trials if t["row"] == "Two-tower")
+  assert 0 < chance["overall/HR@50"] < backbone
   payload = json.loads((out_dir / "table.json").read_text())
   assert payload["meta"]["device"].startswith("cpu") and payload["meta"]["jax"] == jax.__version__
   assert len(payload["claims"]) == 7 and all(c["holds"] is not None for c in payload["claims"])

@@ -123,11 +123,17 @@ def markdown(table: Table, meta: dict[str, Any]) -> str:
     if row.paper and not spec.is_quick:
       body.append([row.name if row.name not in table.stats else "", "paper", 5] +
                   [fmt(*row.paper[c]) if c in row.paper else "–" for c in spec.cells])
+  chance = meta.get("chance")
+  if chance:
+    body.append(["random ranking", "chance", "–"] + [fmt(chance.get(c), None) for c in spec.cells])
   lines = [f"# {spec.id}{' (quick, synthetic)' if spec.is_quick else ''}: {spec.title}", "",
            f"Paper: {spec.paper}", "",
            f"Data: {meta.get('dataset')} — {meta.get('bundle_summary', '')}", "",
            f"Metrics in percent on the test split, mean ± standard error over seeds "
-           f"({meta.get('protocol_text', '')}).", "",
+           f"({meta.get('protocol_text', '')})." + (
+               " The 'chance' line is the expected value of a uniformly random ranking under "
+               "the same exclusions: a row at or below it has learnt nothing usable." if chance
+               else ""), "",
            tabulate.tabulate(body, headers=head, tablefmt="github"), ""]
   claims = check_claims(table)
   if claims:

@@ -192,6 +192,19 @@ def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", 
   return out
 
 
+def chance_levels(bundle: Bundle, ks) -> dict[str, float]:
+  """Test-split HR/NDCG (percent) of a uniformly random ranking under the same exclusions."""
+  indptr, indices = bundle.seen_csr(include_valid=True)
+  owner = np.repeat(np.arange(bundle.num_users), np.diff(indptr))
+  pairs = np.unique(owner.astype(np.int64) * bundle.num_items + indices)
+  seen_U = np.bincount(pairs // bundle.num_items, minlength=bundle.num_users)
+  users, targets = bundle.test_user, bundle.test_item
+  head = bundle.head_mask[targets]
+  slices = {"overall": np.ones_like(head), "head": head, "tail": ~head}
+  levels = evaluate.chance_metrics(bundle.num_items - seen_U[users], ks, slices)
+  return {f"{s}/{m}": v for (s, m), v in levels.items()}
+
+
 def evaluate_split(method, params_S, data, bundle: Bundle, split: str, ks, chunk_size=1024
                    ) -> dict[str, np.ndarray]:
   return evaluate_splits(method, params_S, data, bundle, ks, (split,), chunk_size)[split]
@@ -249,7 +262,10 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
   table = report.build_table(spec, [t for t in trials if keys.get(t["row"]) == t["config"]])
   meta = {**env, "spec": spec.id, "dataset": spec.dataset, "bundle_summary": bundle.summary(),
           "split": bundle.meta.get("split"), "data_checksum": bundle.meta.get("checksum"),
-          "protocol_text": protocol_text(spec, bundle), "train": dataclasses.asdict(spec.train),
+          "protocol_text": protocol_text(spec, bundle),
+          "chance": {c: round(v, 4) for c, v in chance_levels(bundle, spec.ks).items()
+                     if c in spec.cells},
+          "train": dataclasses.asdict(spec.train),
           "model": dataclasses.asdict(spec.model), "seeds_requested": seeds,
           "wall_time_this_invocation_s": round(time.time() - t_run, 1),
           "trial_wall_time_s": {r: round(sum(t["wall_time_s"] for t in trials
