@@ -143,3 +143,38 @@ def test_sampler_log_q_matches_each_sampler(bundle):
                      ("reversed", np.where(has, 1.0 / np.maximum(counts, 1), 0.0))]:
     got = np.exp(np.asarray(sampler_log_q(sampler, data, cap)))
     np.testing.assert_allclose(got[has], (q / q.sum())[has], rtol=1e-5, err_msg=sampler)
+
+
+def _log_softmax(z):
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("design", ["mem_gen", "unbalanced_balanced"])
+def test_loss_is_eq5_mixed_logit_under_eq8(bundle, design):
+  """The loss equals α·CE(s, i_m) + (1 − α)·CE(s, i_r) with s = α·x_m·y_m + (1 − α)·x_r·y_r,
+  computed here from the towers' outputs with two separate products (dropout off)."""
+  data = bundle.device_arrays()
+  method = methods.build("cdn", bundle, MODEL, CFG, gamma=1.5, design=design)
+  key = jax.random.PRNGKey(3)
+  params = method.init(key, data)
+  epoch = jnp.int32(3)
+  batches = method.sample(key, data, epoch, 1, 32)
+  batch = jax.tree_util.tree_map(lambda b: b[0], batches)
+  loss, _ = method.loss(params, batch, data, key, epoch)
+  y_m, y_r, _ = (np.asarray(a) if a is not None else None
+                 for a in method.item_embeddings(params, data))
+  users, items = np.asarray(data["train_user"]), np.asarray(data["train_item"])
+  u_m, i_m = users[np.asarray(batch["m"])], items[np.asarray(batch["m"])]
+  u_r, i_r = users[np.asarray(batch["r"])], items[np.asarray(batch["r"])]
+  tower = method.user_tower
+  x_m = np.asarray(tower.apply(params["user"], {k: v[u_m] for k, v in
+                                                data["user_features"].items()})[0])
+  x_r = np.asarray(tower.apply(params["user"], {k: v[u_r] for k, v in
+                                                data["user_features"].items()})[1])
+  alpha = float(gamma_adapter(3, CFG.epochs, 1.5))
+  s = alpha * x_m @ y_m.T + (1 - alpha) * x_r @ y_r.T
+  rows = np.arange(32)
+  ref = (alpha * -_log_softmax(s)[rows, i_m].mean()
+         + (1 - alpha) * -_log_softmax(s)[rows, i_r].mean())
+  np.testing.assert_allclose(float(loss), ref, rtol=2e-5)
