@@ -41,8 +41,9 @@ ROWS = (
              "(p ∝ 1/n_i) for the second branch, α_t = 1 − (t/T)², both branches at serving",
         grid=grid()),
     Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"],
-        note=f"mem/gen experts (1 + 1, one layer of 64) with a log-frequency gate, bilateral users, "
-             f"Ω_r regulariser, γ = {GAMMA} (not yet selected on validation), main-branch serving",
+        note=f"mem/gen experts (1 + 1, one layer of 64) with a log-frequency gate, bilateral "
+             f"users, Ω_r regulariser, γ = {GAMMA} (a reduced validation search did not "
+             "separate γ ≥ 1.5; see common.py), main-branch serving",
         grid=CDN_GRID),
 )
 
