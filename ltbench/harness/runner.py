@@ -172,6 +172,12 @@ def serve_fn(method):
   return jax.jit(jax.vmap(method.serve, in_axes=(0, None)))
 
 
+def target_slices(bundle: Bundle, targets) -> dict[str, np.ndarray]:
+  """The overall / head / tail masks of evaluation examples, by their target item."""
+  head = bundle.head_mask[targets]
+  return {"overall": np.ones_like(head), "head": head, "tail": ~head}
+
+
 def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", "valid"),
                     chunk_size=1024) -> dict[str, dict[str, np.ndarray]]:
   """Per-seed metrics (percent) by slice for each split, from one serving pass."""
@@ -185,9 +191,7 @@ def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", 
     indptr, indices = bundle.seen_csr(include_valid=(split == "test"))
     ranks_SxU = evaluate.rank_full(user_SxUxD[:, jnp.asarray(users)], item_SxIxD, targets,
                                    exclude=(indptr, indices, users), chunk_size=chunk_size)
-    head = bundle.head_mask[targets]
-    slices = {"overall": np.ones_like(head), "head": head, "tail": ~head}
-    metrics = evaluate.metrics_from_ranks(ranks_SxU, ks, slices)
+    metrics = evaluate.metrics_from_ranks(ranks_SxU, ks, target_slices(bundle, targets))
     out[split] = {f"{s}/{m}": v for (s, m), v in metrics.items()}
   return out
 
@@ -198,10 +202,8 @@ def chance_levels(bundle: Bundle, ks) -> dict[str, float]:
   owner = np.repeat(np.arange(bundle.num_users), np.diff(indptr))
   pairs = np.unique(owner.astype(np.int64) * bundle.num_items + indices)
   seen_U = np.bincount(pairs // bundle.num_items, minlength=bundle.num_users)
-  users, targets = bundle.test_user, bundle.test_item
-  head = bundle.head_mask[targets]
-  slices = {"overall": np.ones_like(head), "head": head, "tail": ~head}
-  levels = evaluate.chance_metrics(bundle.num_items - seen_U[users], ks, slices)
+  levels = evaluate.chance_metrics(bundle.num_items - seen_U[bundle.test_user], ks,
+                                   target_slices(bundle, bundle.test_item))
   return {f"{s}/{m}": v for (s, m), v in levels.items()}
 
 

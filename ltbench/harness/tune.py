@@ -14,14 +14,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import os
 import sys
 from typing import Any
 
-import numpy as np
-
 from ltbench.errors import SpecError
+from ltbench.harness import report
 from ltbench.harness.spec import Row, TableSpec
 
 
@@ -40,8 +38,8 @@ def point_name(row: Row, point: dict[str, Any]) -> str:
                                     for k, v in point.items()) + "]"
 
 
-def tune_spec(spec: TableSpec, rows: list[str] | None, params: list[str]) -> TableSpec:
-  """A spec whose rows are the grid points of the selected rows (those with a grid)."""
+def tuned_rows(spec: TableSpec, rows: list[str] | None, params: list[str]) -> tuple[Row, ...]:
+  """The rows to tune: those named, else every row with a grid for all of `params`."""
   if not params:
     raise SpecError("name the parameters to search with --params (e.g. --params gamma)")
   chosen = spec.select_rows(rows) if rows else tuple(r for r in spec.rows
@@ -49,8 +47,13 @@ def tune_spec(spec: TableSpec, rows: list[str] | None, params: list[str]) -> Tab
   if not chosen:
     raise SpecError(f"no row of {spec.id} has a grid for {', '.join(params)}; grids: " +
                     "; ".join(f"{r.name}: {', '.join(r.grid) or '-'}" for r in spec.rows))
+  return chosen
+
+
+def tune_spec(spec: TableSpec, rows: list[str] | None, params: list[str]) -> TableSpec:
+  """A spec whose rows are the grid points of the rows to tune."""
   out = []
-  for row in chosen:
+  for row in tuned_rows(spec, rows, params):
     for point in grid_points(row, params):
       out.append(Row(point_name(row, point), row.method, {**row.params, **point},
                      note=f"grid point of {row.name}"))
@@ -70,12 +73,10 @@ def choose(trials: list[dict], candidates: dict[str, dict[str, Any]], cell: str
   """
   scores = {}
   for name, point in candidates.items():
-    vals = np.asarray([t["valid"][cell] for t in trials
-                       if t["row"] == name and t.get("status") == "ok"], dtype=float)
-    vals = vals[np.isfinite(vals)]
-    se = float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else None
-    scores[name] = {"point": point, "n": int(vals.size),
-                    "mean": float(vals.mean()) if vals.size else None, "se": se}
+    st = report.summarise(t["valid"][cell] for t in trials
+                          if t["row"] == name and t.get("status") == "ok")
+    scores[name] = {"point": point, "n": st.n, "mean": st.mean if st.n else None,
+                    "se": st.se if st.n > 1 else None}
   ranked = [n for n in candidates if scores[n]["mean"] is not None]
   best = max(ranked, key=lambda n: scores[n]["mean"]) if ranked else None
   return best, scores
@@ -92,15 +93,14 @@ def run_tune(spec: TableSpec, rows: list[str] | None, params: list[str],
   keys = json.loads((out_dir / "run.json").read_text())["config_keys"]
   trials = [t for t in runner.TrialStore(out_dir / "trials.jsonl").load()
             if keys.get(t["row"]) == t["config"]]
-  rows_done = spec.select_rows(rows) if rows else tuple(
-      r for r in spec.rows if all(p in r.grid for p in params))
   selection = {"spec": spec.id, "variant": tspec.variant, "cell": f"valid {spec.select_cell}",
                "params": params, "seeds": sorted({t["seed"] for t in trials}),
                "epochs": spec.train.epochs, "dataset": spec.dataset, "rows": {}}
   lines = [f"# Validation selection for {spec.id} ({', '.join(params)})", "",
            f"Chosen by the mean over seeds of validation {spec.select_cell}; the test split was "
-           "not read. " + " ".join(tspec.notes[1:2]), ""]
-  for row in rows_done:
+           f"not read. Scale: {spec.dataset}, {spec.train.epochs} epochs, seeds "
+           f"{selection['seeds']}.", ""]
+  for row in tuned_rows(spec, rows, params):
     cands = {point_name(row, p): p for p in grid_points(row, params)}
     best, scores = choose(trials, cands, spec.select_cell)
     selection["rows"][row.name] = {"chosen": cands[best] if best else None, "scores": scores}
@@ -117,4 +117,3 @@ def run_tune(spec: TableSpec, rows: list[str] | None, params: list[str],
   print(f"[ltbench] wrote {out_dir / 'selection.json'}; record the chosen values in the spec "
         "with where they came from", file=sys.stderr)
   return selection
-
