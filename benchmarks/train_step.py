@@ -1,125 +1,448 @@
-"""Training-step and evaluation throughput of the ML-1M-sized two-tower backbone.
+"""Training throughput of the ML-1M two-tower backbone (and CDN): ltbench against its own
+earlier code, a minimal pure-JAX step, and PyTorch eager, measured side by side.
 
-Model: towers [256, 128, 64], embeddings 64, full softmax over all items, batch 1024, Adam.
-Measures steps/s of the scanned epoch function for one seed and seed-steps/s for S vmapped
-seeds, and full-ranking evaluation throughput (test examples/s, S seeds at once).
-Targets on one H100 (issue #2): >= 4,000 steps/s, >= 6,500 seed-steps/s. With
-`--methods two_tower,cdn` it also times CDN (issue #3: within 1.5x of the backbone).
+Model: towers [256, 128, 64], embeddings 64, dropout 0.1, full softmax over all items,
+batch 1024, Adam. Every variant runs in its own worker process; the parent interleaves
+their timed calls round by round and keeps each one's best, so a load spike on a shared
+machine hits all of them alike and the ratios stay meaningful.
 
-  python benchmarks/train_step.py --data-dir ../shared/data   # real ML-1M if present
-  python benchmarks/train_step.py --steps 20 --repeats 2      # shorter, e.g. on a CPU
+Real-epoch rate: a timed call runs `--steps` scanned steps plus the per-epoch work (the
+permutation of all training examples, or CDN's Ω_r draw). That per-epoch part is timed on
+its own and spread over a real epoch (ML-1M: 965 steps), so
 
-Writes a JSON record (device named) to results/benchmarks/ unless --no-record.
+  real-epoch seed-steps/s = steps_per_epoch * S / (per_epoch_s + steps_per_epoch * step_s)
+
+with step_s = (call_s - per_epoch_s) / steps. Both parts are reported.
+
+Variants (each skipped with a note when unavailable):
+  ltbench     this checkout
+  baseline    ltbench at `--baseline REV` (default: the last commit before the CPU work of
+              issue #7), checked out with `git worktree` under /tmp and imported instead
+  reference   benchmarks/reference_step.py: a minimal pure-JAX step of the same model
+  torch       benchmarks/torch_step.py: PyTorch eager, one seed (needs `pip install torch`)
+
+  python benchmarks/train_step.py --data-dir DIR            # DIR/ml-1m; about 15 min on 2 cores
+  python benchmarks/train_step.py --methods two_tower --rounds 2 --no-record
+
+It also prints a per-phase breakdown of one ltbench step (sampling, towers, logits and
+softmax, backward, optimiser, evaluation) and writes a JSON record naming the machine to
+results/benchmarks/ unless --no-record. Targets (issue #7, this CPU): >= 2.5x the baseline
+for the two-tower and CDN at 1 and S seeds, >= 1.5x PyTorch eager, within 1.25x of the
+pure-JAX reference.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import platform
+import subprocess
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import optax
-
-from ltbench import methods
-from ltbench.data import registry, sources
-from ltbench.harness import runner
-from ltbench.methods.baselines import ModelConfig
-from ltbench.train import TrainConfig, TrainState, make_epoch_fn
+BASELINE_REV = "0370de7"  # ltbench before the CPU-throughput work (issue #7)
+HERE = pathlib.Path(__file__).resolve().parent
+SYNTHETIC_ML1M = {"num_users": 6040, "num_items": 3706, "mean_per_user": 165.0}
+SMALL = {"num_users": 300, "num_items": 200, "mean_per_user": 30.0}
 
 
-def bundle_for_benchmark(data_dir):
-  if sources.locate("ml-1m", data_dir) is not None:
+# -- workers -------------------------------------------------------------------------------
+
+def load_bundle(data_dir, small):
+  from ltbench.data import registry, sources
+  if small:
+    return registry.load_bundle("synthetic", synthetic_config=SMALL), "synthetic small"
+  if data_dir and sources.locate("ml-1m", data_dir) is not None:
     return registry.load_bundle("ml-1m", data_dir=data_dir, download=False), "ml-1m"
-  # Same catalogue and user count as ML-1M; feature widths differ slightly.
-  cfg = {"num_users": 6040, "num_items": 3706, "mean_per_user": 165.0}
-  return registry.load_bundle("synthetic", synthetic_config=cfg), "synthetic ML-1M-sized"
+  return (registry.load_bundle("synthetic", synthetic_config=SYNTHETIC_ML1M),
+          "synthetic ML-1M-sized")
 
 
-def time_epochs(method, data, num_examples, num_seeds, steps, batch, repeats):
-  tx = optax.adam(1e-3)
-  keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
-  params = jax.vmap(method.init, in_axes=(0, None))(keys, data)
-  state = TrainState(params, jax.vmap(tx.init)(params))
-  epoch_fn = make_epoch_fn(method, tx, steps, batch)
-  t0 = time.perf_counter()
-  state, loss = epoch_fn(state, keys, data, jnp.int32(0))
-  jax.block_until_ready(loss)
-  compile_s = time.perf_counter() - t0
+def best_of(fn, repeats):
   times = []
-  for r in range(repeats):
+  for _ in range(repeats):
     t0 = time.perf_counter()
-    state, loss = epoch_fn(state, keys, data, jnp.int32(r + 1))
-    jax.block_until_ready(loss)
+    fn()
     times.append(time.perf_counter() - t0)
-  best = min(times)
-  return {"seeds": num_seeds, "steps_per_call": steps, "first_call_s": round(compile_s, 2),
-          "call_s": [round(t, 4) for t in times], "steps_per_s": round(steps / best, 1),
-          "seed_steps_per_s": round(steps * num_seeds / best, 1)}, state
+  return min(times)
+
+
+class LtbenchProgram:
+  """ltbench's jitted, vmapped epoch function for (method, seeds, steps). Works against the
+  current API and the baseline's (which had no traced hyper-parameters)."""
+
+  def __init__(self, bundle, data, method_name, num_seeds, num_steps, batch_size):
+    import jax
+    import jax.numpy as jnp
+    from ltbench import methods, train as train_lib
+    from ltbench.methods.baselines import ModelConfig
+    self.jax, self.jnp, self.data, self.bundle = jax, jnp, data, bundle
+    model_cfg = ModelConfig(embed_dim=64, sizes=(256, 128, 64), dropout=0.1)
+    train_cfg = train_lib.TrainConfig(batch_size=batch_size)
+    self.method = methods.build(method_name, bundle, model_cfg, train_cfg)
+    self.keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    self.num_steps, self.batch_size = num_steps, batch_size
+    self.current_api = hasattr(train_lib, "init_state")
+    if self.current_api:
+      self.tx = train_lib.ADAM
+      self.state = train_lib.init_state(self.method, self.keys, data, 1e-3)
+      self.hyper = train_lib.hyper_values(self.method, 0.0)
+      fn = train_lib.make_epoch_fn(self.method, self.tx, num_steps, batch_size)
+      self.epoch_fn = lambda st, e: fn(st, self.keys, data, e, self.hyper)
+    else:
+      import optax
+      self.tx = optax.adam(1e-3)
+      params = jax.vmap(self.method.init, in_axes=(0, None))(self.keys, data)
+      self.state = train_lib.TrainState(params, jax.vmap(self.tx.init)(params))
+      fn = train_lib.make_epoch_fn(self.method, self.tx, num_steps, batch_size)
+      self.epoch_fn = lambda st, e: fn(st, self.keys, data, e)
+    full = data["train_user"].shape[0] // batch_size
+    # The per-epoch work: the sampler draws a full epoch (permutation or pool) each call.
+    self.sample_fn = jax.jit(jax.vmap(
+        lambda k, e: self.method.sample(k, data, e, full, batch_size), in_axes=(0, None)))
+    self.epoch = 0
+    t0 = time.perf_counter()
+    self.call()
+    jax.block_until_ready(self.sample_fn(self.keys, jnp.int32(0)))
+    self.compile_s = time.perf_counter() - t0
+
+  def call(self):
+    self.epoch += 1
+    self.state, loss = self.epoch_fn(self.state, self.jnp.int32(self.epoch))
+    self.jax.block_until_ready(loss)
+
+  def sample(self):
+    self.jax.block_until_ready(self.sample_fn(self.keys, self.jnp.int32(1)))
+
+  def phases(self, repeats):
+    """Seconds of one step's parts, each jitted alone (current API only)."""
+    if not self.current_api:
+      return {}
+    import optax
+    jax, jnp, method = self.jax, self.jnp, self.method
+    data = {**self.data, "hyper": self.hyper}
+    epoch = jnp.int32(1)
+    batch_S = jax.tree.map(lambda x: x[:, 0], self.sample_fn(self.keys, epoch))
+    step_keys = self.keys
+    params = self.state.params
+    vm = lambda f: jax.jit(jax.vmap(f))  # noqa: E731
+
+    def loss(p, b, k):
+      return method.loss(p, b, data, k, epoch)[0]
+
+    forward = vm(loss)
+    fwd_bwd = vm(jax.value_and_grad(loss))
+    _, grads = fwd_bwd(params, batch_S, step_keys)
+
+    def opt_step(g, o, p):
+      updates, o = self.tx.update(g, o, p)
+      return optax.apply_updates(p, updates), o
+
+    optimiser = vm(opt_step)
+    timed = {
+        "forward": lambda: jax.block_until_ready(forward(params, batch_S, step_keys)),
+        "forward_backward": lambda: jax.block_until_ready(fwd_bwd(params, batch_S, step_keys)),
+        "optimiser": lambda: jax.block_until_ready(optimiser(grads, self.state.opt_state, params)),
+    }
+    if hasattr(method, "embed"):  # the two-tower: both towers' forward pass alone
+      def towers(p, b, k):
+        return method.embed(p, data, data["train_user"][b], k)
+      towers_fn = vm(towers)
+      timed["towers"] = lambda: jax.block_until_ready(towers_fn(params, batch_S, step_keys))
+    for f in timed.values():
+      f()  # compile
+    out = {name: best_of(f, repeats) for name, f in timed.items()}
+    out["backward"] = out["forward_backward"] - out["forward"]
+    if "towers" in out:
+      out["logits_softmax"] = out["forward"] - out["towers"]
+    from ltbench.harness import runner
+    evaluate = lambda: runner.evaluate_split(method, params, self.data, self.bundle,  # noqa: E731
+                                             "test", (50,))
+    evaluate()
+    out["evaluation_all_test_users"] = best_of(evaluate, 2)
+    return out
+
+
+class ReferenceProgram:
+  def __init__(self, bundle, data, method_name, num_seeds, num_steps, batch_size):
+    import jax
+    sys.path.insert(0, str(HERE))
+    import reference_step
+    if method_name != "two_tower":
+      raise ValueError("the reference implements the two-tower only")
+    self.jax = jax
+    self.state, self.epoch_fn, self.sample_fn, self.keys = reference_step.build(
+        bundle, data, num_seeds, num_steps, batch_size)
+    t0 = time.perf_counter()
+    self.call()
+    self.sample()
+    self.compile_s = time.perf_counter() - t0
+
+  def call(self):
+    self.keys = self.jax.vmap(lambda k: self.jax.random.fold_in(k, 1))(self.keys)
+    self.state, loss = self.epoch_fn(self.state, self.keys)
+    self.jax.block_until_ready(loss)
+
+  def sample(self):
+    self.jax.block_until_ready(self.sample_fn(self.keys))
+
+  def phases(self, repeats):
+    return {}
+
+
+class TorchProgram:
+  def __init__(self, bundle, data, method_name, num_seeds, num_steps, batch_size):
+    sys.path.insert(0, str(HERE))
+    import torch_step
+    if method_name != "two_tower" or num_seeds != 1:
+      raise ValueError("the PyTorch peer runs the two-tower with one seed")
+    self.step, self.sample_fn = torch_step.build(bundle)
+    self.num_steps, self.batch_size = num_steps, batch_size
+    t0 = time.perf_counter()
+    self.call()
+    self.compile_s = time.perf_counter() - t0
+
+  def call(self):
+    order = self.sample_fn()
+    for s in range(self.num_steps):
+      loss = self.step(order[s * self.batch_size:(s + 1) * self.batch_size])
+    float(loss)
+
+  def sample(self):
+    self.sample_fn()
+
+  def phases(self, repeats):
+    return {}
+
+
+PROGRAMS = {"ltbench": LtbenchProgram, "baseline": LtbenchProgram,
+            "reference": ReferenceProgram, "torch": TorchProgram}
+
+
+def worker(kind, data_dir, small):
+  """Serves JSON requests on stdin, one reply line each on stdout."""
+  import ltbench
+  bundle, source = load_bundle(data_dir, small)
+  data = bundle.device_arrays()
+  print(json.dumps({"ready": True, "source": source, "bundle": bundle.summary(),
+                    "ltbench_path": str(pathlib.Path(ltbench.__file__).parent)}), flush=True)
+  programs = {}
+  for line in sys.stdin:
+    req = json.loads(line)
+    if req["cmd"] == "quit":
+      break
+    key = (req["method"], req["seeds"], req["steps"])
+    try:
+      if key not in programs:
+        programs[key] = PROGRAMS[kind](bundle, data, *key, req["batch"])
+      prog = programs[key]
+      if req["cmd"] == "setup":
+        reply = {"compile_s": prog.compile_s}
+      elif req["cmd"] == "time":
+        reply = {"call_s": best_of(prog.call, 1)}
+      elif req["cmd"] == "sample":
+        reply = {"sample_s": best_of(prog.sample, req.get("repeats", 3))}
+      else:
+        reply = {"phases_s": prog.phases(req.get("repeats", 5))}
+    except Exception as e:  # reported to the parent, which skips this variant
+      reply = {"error": f"{type(e).__name__}: {e}"}
+    print(json.dumps(reply), flush=True)
+
+
+class Worker:
+  def __init__(self, kind, args, pythonpath=None):
+    env = dict(os.environ)
+    if pythonpath:
+      env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, str(HERE / "train_step.py"), "--worker", kind]
+    if args.data_dir:
+      cmd += ["--data-dir", str(pathlib.Path(args.data_dir).resolve())]
+    if args.small:
+      cmd += ["--small"]
+    self.kind = kind
+    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                 text=True, cwd=pythonpath or None)
+    self.info = self._read()
+
+  def _read(self):
+    line = self.proc.stdout.readline()
+    if not line:
+      raise RuntimeError(f"benchmark worker {self.kind!r} exited (see its stderr above)")
+    return json.loads(line)
+
+  def ask(self, **req):
+    self.proc.stdin.write(json.dumps(req) + "\n")
+    self.proc.stdin.flush()
+    return self._read()
+
+  def close(self):
+    try:
+      self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+      self.proc.stdin.flush()
+    except OSError:
+      pass
+    self.proc.wait(timeout=60)
+
+
+def baseline_checkout(rev) -> str | None:
+  """A worktree of `rev` under /tmp (reused), or None outside a git checkout."""
+  root = HERE.parent
+  try:
+    sha = subprocess.run(["git", "rev-parse", "--short=12", rev], cwd=root, check=True,
+                         capture_output=True, text=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    print(f"[bench] no git revision {rev!r} here; the baseline is skipped", file=sys.stderr)
+    return None
+  path = pathlib.Path(f"/tmp/ltbench-baseline-{sha}")
+  if not (path / "ltbench").exists():
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), sha], cwd=root,
+                   check=True, capture_output=True)
+  return str(path)
+
+
+# -- parent --------------------------------------------------------------------------------
+
+def environment():
+  import jax
+
+  from ltbench.harness import runner
+  env = runner.environment()
+  try:
+    model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                 if l.startswith("model name"))
+  except (OSError, StopIteration):
+    model = platform.processor()
+  return {**env, "cpu_model": model, "jax_backend": jax.default_backend(),
+          "xla_flags": os.environ.get("XLA_FLAGS", ""),
+          "load_average_at_start": os.getloadavg()}
+
+
+def summarise(calls, sample_s, steps, seeds, steps_per_epoch):
+  call = min(calls)
+  step = max(call - sample_s, 1e-9) / steps
+  epoch = sample_s + steps_per_epoch * step
+  return {"seeds": seeds, "steps_per_call": steps, "call_s": [round(c, 4) for c in calls],
+          "per_epoch_work_s": round(sample_s, 4), "step_ms": round(1000 * step, 2),
+          "short_call_seed_steps_per_s": round(steps * seeds / call, 2),
+          "real_epoch_s": round(epoch, 2),
+          "real_epoch_seed_steps_per_s": round(steps_per_epoch * seeds / epoch, 2)}
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--data-dir", default=None)
-  p.add_argument("--steps", type=int, default=200, help="scanned steps per timed call")
-  p.add_argument("--repeats", type=int, default=3, help="timed calls (the best is reported)")
+  p.add_argument("--data-dir", default=None, help="folder holding ml-1m/ (else synthetic)")
+  p.add_argument("--methods", default="two_tower,cdn", help="comma-separated methods")
   p.add_argument("--seeds", type=int, default=5, help="vmapped seeds for seed-steps/s")
+  p.add_argument("--steps", type=int, default=0,
+                 help="scanned steps per timed call (default: 60 for 1 seed, 24 for S seeds)")
+  p.add_argument("--rounds", type=int, default=3, help="interleaved timed calls per variant")
   p.add_argument("--batch", type=int, default=1024)
-  p.add_argument("--methods", default="two_tower",
-                 help="comma-separated methods to time (e.g. two_tower,cdn)")
+  p.add_argument("--variants", default="ltbench,baseline,reference,torch")
+  p.add_argument("--baseline", default=BASELINE_REV, help="git revision of the baseline")
+  p.add_argument("--small", action="store_true", help="tiny synthetic data (a smoke run)")
   p.add_argument("--no-record", action="store_true")
   p.add_argument("--out", default="results/benchmarks")
+  p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
   args = p.parse_args(argv)
+  if args.worker:
+    return worker(args.worker, args.data_dir, args.small)
 
-  bundle, source = bundle_for_benchmark(args.data_dir)
-  data = bundle.device_arrays()
-  model_cfg = ModelConfig(embed_dim=64, sizes=(256, 128, 64), dropout=0.1)
-  train_cfg = TrainConfig(batch_size=args.batch)
-  env = runner.environment()
-  print(f"[bench] {env['device']} | {source}: {bundle.summary()}", file=sys.stderr)
-  timings = {}
-  for name in args.methods.split(","):
-    method = methods.build(name, bundle, model_cfg, train_cfg)
-    one, _ = time_epochs(method, data, bundle.num_train, 1, args.steps, args.batch, args.repeats)
-    print(f"[bench] {name} 1 seed: {one}", file=sys.stderr)
-    many, state = time_epochs(method, data, bundle.num_train, args.seeds, args.steps, args.batch,
-                              args.repeats)
-    print(f"[bench] {name} {args.seeds} seeds: {many}", file=sys.stderr)
-    runner.evaluate_split(method, state.params, data, bundle, "test", (50,))  # compile
-    t0 = time.perf_counter()
-    runner.evaluate_split(method, state.params, data, bundle, "test", (50,))
-    eval_s = time.perf_counter() - t0
-    evaluation = {"seeds": args.seeds, "test_examples": int(len(bundle.test_item)),
-                  "items": bundle.num_items, "seconds": round(eval_s, 3),
-                  "example_rankings_per_s": round(args.seeds * len(bundle.test_item) / eval_s, 1)}
-    print(f"[bench] {name} evaluation: {evaluation}", file=sys.stderr)
-    timings[name] = {"one_seed": one, "vmapped": many, "evaluation": evaluation}
-  first = next(iter(timings))
-  one, many, evaluation = (timings[first][k] for k in ("one_seed", "vmapped", "evaluation"))
-  steps_per_epoch = bundle.num_train // args.batch
-  record = {"benchmark": "train_step", "data": source, "bundle": bundle.summary(),
-            "model": "two-tower [256,128,64], embed 64, full softmax, Adam", "batch": args.batch,
-            "environment": env, "one_seed": one, "vmapped": many, "evaluation": evaluation,
-            "methods": timings,
-            "slowdown_vs_first": {n: round(timings[first]["one_seed"]["steps_per_s"] /
-                                           t["one_seed"]["steps_per_s"], 2)
-                                  for n, t in timings.items()},
-            "paper_scale_estimate_s": {
-                "per_row_5_seeds_40_epochs": round(40 * steps_per_epoch * args.seeds /
-                                                   many["seed_steps_per_s"], 0)},
-            "targets_h100": {"steps_per_s": 4000, "seed_steps_per_s": 6500},
+  wanted = args.variants.split(",")
+  workers = {}
+  for kind in wanted:
+    if kind == "torch":
+      try:
+        import torch  # noqa: F401
+      except ImportError:
+        print("[bench] torch is not installed; the PyTorch peer is skipped", file=sys.stderr)
+        continue
+    path = baseline_checkout(args.baseline) if kind == "baseline" else None
+    if kind == "baseline" and path is None:
+      continue
+    workers[kind] = Worker(kind, args, path)
+    print(f"[bench] worker {kind}: {workers[kind].info}", file=sys.stderr, flush=True)
+  first = workers["ltbench"].info
+  steps_per_epoch = int(first["bundle"].split(" train")[0].split("items, ")[1]) // args.batch
+  results: dict = {}
+  for method in args.methods.split(","):
+    for seeds in sorted({1, args.seeds}):
+      steps = args.steps or (60 if seeds == 1 else 24)
+      req = {"method": method, "seeds": seeds, "steps": steps, "batch": args.batch}
+      active = {}
+      for kind, w in workers.items():
+        reply = w.ask(cmd="setup", **req)
+        if "error" in reply:
+          print(f"[bench] {kind} {method} x{seeds}: skipped ({reply['error']})", file=sys.stderr)
+          continue
+        active[kind] = {"compile_s": round(reply["compile_s"], 2), "calls": []}
+      for _ in range(args.rounds):  # interleaved: a load spike hits every variant alike
+        for kind in active:
+          active[kind]["calls"].append(workers[kind].ask(cmd="time", **req)["call_s"])
+      for kind in active:
+        sample_s = workers[kind].ask(cmd="sample", **req)["sample_s"]
+        stats = summarise(active[kind]["calls"], sample_s, steps, seeds, steps_per_epoch)
+        results.setdefault(method, {}).setdefault(str(seeds), {})[kind] = {
+            "compile_s": active[kind]["compile_s"], **stats}
+        print(f"[bench] {method} x{seeds} {kind:9s}: {stats['real_epoch_seed_steps_per_s']:7.2f} "
+              f"real-epoch seed-steps/s (step {stats['step_ms']} ms, per-epoch work "
+              f"{stats['per_epoch_work_s']} s)", file=sys.stderr, flush=True)
+  phases = {}
+  for method in args.methods.split(","):
+    reply = workers["ltbench"].ask(cmd="phases", method=method, seeds=1,
+                                   steps=args.steps or 60, batch=args.batch)
+    phases[method] = {k: round(1000 * v, 2) for k, v in reply.get("phases_s", {}).items()}
+    per_epoch = results[method]["1"]["ltbench"]
+    phases[method]["sampling_per_step_amortised"] = round(
+        1000 * per_epoch["per_epoch_work_s"] / steps_per_epoch, 3)
+    phases[method]["whole_step_scanned"] = per_epoch["step_ms"]
+    print(f"[bench] {method} phases (ms, 1 seed): {phases[method]}", file=sys.stderr)
+  for w in workers.values():
+    w.close()
+
+  def rate(method, seeds, kind):
+    r = results.get(method, {}).get(str(seeds), {}).get(kind)
+    return r["real_epoch_seed_steps_per_s"] if r else None
+
+  ratios, targets = {}, {}
+  for method in results:
+    for seeds in results[method]:
+      ours, base = rate(method, seeds, "ltbench"), rate(method, seeds, "baseline")
+      if base:
+        ratios[f"{method} x{seeds} vs baseline"] = round(ours / base, 2)
+        targets[f"{method} x{seeds}: >= 2.5x baseline"] = ours / base >= 2.5
+      ref = rate(method, seeds, "reference")
+      if ref:
+        ratios[f"{method} x{seeds} reference / ltbench"] = round(ref / ours, 2)
+        targets[f"{method} x{seeds}: within 1.25x of the reference"] = ref / ours <= 1.25
+      peer = rate(method, seeds, "torch")
+      if peer:
+        ratios[f"{method} x{seeds} vs torch eager"] = round(ours / peer, 2)
+        targets[f"{method} x{seeds}: >= 1.5x PyTorch eager"] = ours / peer >= 1.5
+  record = {"benchmark": "train_step", "data": first["source"], "bundle": first["bundle"],
+            "model": "towers [256,128,64], embed 64, dropout 0.1, full softmax, Adam 1e-3",
+            "batch": args.batch, "steps_per_epoch": steps_per_epoch,
+            "baseline_revision": args.baseline if "baseline" in workers else None,
+            "environment": environment(), "throughput": results, "ratios": ratios,
+            "targets_met": targets, "phases_ms": phases,
+            "method": "interleaved rounds, best call per variant; real-epoch rate = per-epoch "
+                      "work + steps_per_epoch x per-step time (see the module docstring)",
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+  for kind in workers:
+    if "torch" == kind:
+      import torch
+      record["environment"]["torch"] = torch.__version__
+      record["environment"]["torch_threads"] = torch.get_num_threads()
   print(json.dumps(record, indent=1))
   if not args.no_record:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    dev = env["device"].split(":")[0]
+    dev = record["environment"]["device"].split(":")[0]
     path = out / f"train_step-{dev}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(record, indent=1))
     print(f"[bench] recorded {path}", file=sys.stderr)
+  return record
 
 
 if __name__ == "__main__":

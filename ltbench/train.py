@@ -76,31 +76,97 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return num_examples // batch_size
 
 
+# Adam whose step size lives in the optimiser state (`optax.inject_hyperparams`), so rows
+# that differ only in learning rate share one compiled program; `opt_init` sets it.
+ADAM = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+
+
+def opt_init(tx: optax.GradientTransformation, params_S: PyTree, learning_rate: float) -> PyTree:
+  """A fresh vmapped optimiser state for S seeds, with the step size set where it is a state
+  value (ADAM)."""
+  opt_S = jax.vmap(tx.init)(params_S)
+  if isinstance(opt_S, optax.InjectHyperparamsState) and "learning_rate" in opt_S.hyperparams:
+    lr_S = jnp.full_like(opt_S.hyperparams["learning_rate"], learning_rate)
+    opt_S = opt_S._replace(hyperparams={**opt_S.hyperparams, "learning_rate": lr_S})
+  return opt_S
+
+
+def init_state(method: Method, keys_S: jax.Array, data: PyTree, learning_rate: float,
+               tx: optax.GradientTransformation = ADAM) -> TrainState:
+  """The vmapped initial train state of S seeds (also the template of a checkpoint)."""
+  params_S = jax.vmap(method.init, in_axes=(0, None))(keys_S, data)
+  return TrainState(params_S, opt_init(tx, params_S, learning_rate))
+
+
+def program_key(method: Method) -> Any:
+  """What identifies a method's compiled program: the method itself, less the numbers it
+  passes as traced `hyper` values (a method may define `program_key()` to say so)."""
+  return method.program_key() if hasattr(method, "program_key") else method
+
+
+def hyper_values(method: Method, weight_decay: float) -> dict[str, jax.Array]:
+  """Numbers a row may change without recompiling: the L2 weight and the method's own
+  `hyper()` values (e.g. CDN's γ and horizon T). They reach the loss as data["hyper"]."""
+  values = {"weight_decay": weight_decay, **(method.hyper() if hasattr(method, "hyper") else {})}
+  return {k: jnp.float32(v) for k, v in values.items()}
+
+
+_EPOCH_FNS: dict[Any, Callable] = {}
+
+
 def make_epoch_fn(method: Method, tx: optax.GradientTransformation, num_steps: int,
-                  batch_size: int, weight_decay: float = 0.0) -> Callable:
-  """Builds epoch(state_S, key_S, data, epoch) -> (state_S, mean_loss_S), jitted and vmapped."""
+                  batch_size: int) -> Callable:
+  """epoch(state_S, key_S, data, epoch, hyper) -> (state_S, mean_loss_S), jitted, vmapped
+  over seeds and cached per program: rows that differ only in traced numbers (learning rate,
+  L2 weight, `hyper` values, epoch index) reuse one compiled program.
+
+  A method may define `update_mask(params, epoch)`, a pytree of booleans over its
+  parameters: leaves where it is False get neither a gradient step nor an L2 pull (frozen).
+  """
+  # A custom optimiser is keyed by identity (the cached program keeps it alive).
+  cache_key = (program_key(method), num_steps, batch_size, "adam" if tx is ADAM else id(tx))
+  if cache_key in _EPOCH_FNS:
+    return _EPOCH_FNS[cache_key]
 
   def loss_fn(params, batch, data, key, epoch):
     loss, aux = method.loss(params, batch, data, key, epoch)
-    if weight_decay:
-      loss = loss + weight_decay * sum(jnp.sum(p ** 2) for p in jax.tree.leaves(params))
-    return loss, aux
+    l2 = sum(jnp.sum(p ** 2) for p in jax.tree.leaves(params))
+    return loss + data["hyper"]["weight_decay"] * l2, aux
 
-  def one_epoch(state: TrainState, key, data, epoch):
+  def one_epoch(state: TrainState, key, data, epoch, hyper):
+    data = {**data, "hyper": hyper}
     k_sample, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
     batches = method.sample(k_sample, data, epoch, num_steps, batch_size)
+    mask = method.update_mask(state.params, epoch) if hasattr(method, "update_mask") else None
 
     def step(state, inputs):
       batch, k = inputs
       (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(
           state.params, batch, data, k, epoch)
+      if mask is not None:
+        grads = jax.tree.map(lambda g, m: jnp.where(m, g, jnp.zeros_like(g)), grads, mask)
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      if mask is not None:
+        updates = jax.tree.map(lambda u, m: jnp.where(m, u, jnp.zeros_like(u)), updates, mask)
       return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
 
     state, losses = jax.lax.scan(step, state, (batches, jax.random.split(k_steps, num_steps)))
     return state, losses.mean()
 
-  return jax.jit(jax.vmap(one_epoch, in_axes=(0, 0, None, None)), donate_argnums=(0,))
+  fn = jax.jit(jax.vmap(one_epoch, in_axes=(0, 0, None, None, None)), donate_argnums=(0,))
+  _EPOCH_FNS[cache_key] = fn
+  return fn
+
+
+_PHASE_FNS: dict[Any, Callable] = {}
+
+
+def begin_phase_fn(method: Method) -> Callable:
+  key = program_key(method)
+  if key not in _PHASE_FNS:
+    _PHASE_FNS[key] = jax.jit(jax.vmap(method.begin_phase, in_axes=(None, 0, 0, None)),
+                              static_argnums=0)
+  return _PHASE_FNS[key]
 
 
 def shard_over_seeds(tree: PyTree, num_seeds: int) -> PyTree:
@@ -143,15 +209,15 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
   """
   num_seeds = keys_S.shape[0]
   seeds = list(range(num_seeds)) if seeds is None else seeds
-  tx = tx or optax.adam(cfg.learning_rate)
+  tx = ADAM if tx is None else tx
   num_steps = steps_per_epoch(num_examples, cfg.batch_size)
   if state is None:
-    params = jax.vmap(method.init, in_axes=(0, None))(keys_S, data)
-    state = TrainState(params, jax.vmap(tx.init)(params))
+    state = init_state(method, keys_S, data, cfg.learning_rate, tx)
   if jax.device_count() > 1 and num_seeds % jax.device_count() == 0:
     state, keys_S = shard_over_seeds((state, keys_S), num_seeds)
     data = replicate(data)
-  epoch_fn = make_epoch_fn(method, tx, num_steps, cfg.batch_size, cfg.weight_decay)
+  epoch_fn = make_epoch_fn(method, tx, num_steps, cfg.batch_size)
+  hyper = hyper_values(method, cfg.weight_decay)
   losses = np.full((num_seeds, cfg.epochs), np.nan)
   failed: dict[int, str] = {}
   t0 = time.time()
@@ -160,10 +226,9 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
     if epoch in phase_starts:
       phase = phase_starts.index(epoch) + 1
       keys_phase = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys_S, 10_000 + phase)
-      params = jax.jit(jax.vmap(method.begin_phase, in_axes=(None, 0, 0, None)),
-                       static_argnums=0)(phase, state.params, keys_phase, data)
-      state = TrainState(params, jax.vmap(tx.init)(params))
-    state, loss_S = epoch_fn(state, keys_S, data, jnp.int32(epoch))
+      params = begin_phase_fn(method)(phase, state.params, keys_phase, data)
+      state = TrainState(params, opt_init(tx, params, cfg.learning_rate))
+    state, loss_S = epoch_fn(state, keys_S, data, jnp.int32(epoch), hyper)
     loss_S = np.asarray(jax.device_get(loss_S))
     losses[:, epoch] = loss_S
     for s in np.flatnonzero(~np.isfinite(loss_S)):

@@ -74,3 +74,19 @@ def scatter(df: pd.DataFrame, label: str, x: str, y: str, out: pathlib.Path, tit
     ax.annotate(r[label], (r[x], r[y]), textcoords="offset points", xytext=(5, 5))
   ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
   return [csv, _save(fig, out.with_suffix(".png"))]
+
+
+def curves(df: pd.DataFrame, out: pathlib.Path, title: str, xlabel: str, ylabel: str
+           ) -> list[pathlib.Path]:
+  """One line per `row` of a long frame (row, epoch, mean, se), with a ± SE band."""
+  csv = out.with_suffix(".csv")
+  df.to_csv(csv, index=False)
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6.0, 4.0))
+  for row, part in df.groupby("row", sort=False):
+    ax.plot(part["epoch"], part["mean"], label=row)
+    se = part["se"].fillna(0.0)
+    ax.fill_between(part["epoch"], part["mean"] - se, part["mean"] + se, alpha=0.2)
+  ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+  ax.legend(loc="best", fontsize="small")
+  return [csv, _save(fig, out.with_suffix(".png"))]

@@ -103,6 +103,38 @@ def all_of(*checks):
 
 # -- rendering ---------------------------------------------------------------------------
 
+def convergence_cell(spec: TableSpec) -> str:
+  """The validation metric convergence is judged on: the one `ltbench tune` selects on,
+  else the spec's first cell."""
+  return spec.select_cell if spec.select_cell in spec.cells else spec.cells[0]
+
+
+def convergence(table: Table, tail_fraction: float = 0.1, min_gain: float = 0.01
+                ) -> dict[str, dict[str, Any]]:
+  """Per row, whether training had converged (DESIGN §6): UNCONVERGED when the best value of
+  the seed-mean validation curve improved by more than `min_gain` (relative) over the last
+  `tail_fraction` of epochs. Rows whose trials carry no per-epoch curve are left out."""
+  cell = convergence_cell(table.spec)
+  out = {}
+  for row in table.seeds:
+    curves = [t.get("valid_per_epoch", {}).get(cell) for t in table.trials if t["row"] == row]
+    curves = [np.asarray([np.nan if x is None else x for x in c], np.float64)
+              for c in curves if c]
+    if not curves or len({len(c) for c in curves}) != 1:
+      continue
+    mean = np.nanmean(np.stack(curves), 0)
+    epochs = mean.size
+    last = max(1, int(math.ceil(tail_fraction * epochs)))
+    if epochs <= last or np.isnan(mean[:epochs - last]).all():
+      continue
+    before, best = np.nanmax(mean[:epochs - last]), np.nanmax(mean)
+    gain = (best - before) / abs(before) if before else math.inf
+    out[row] = {"converged": bool(gain <= min_gain), "cell": cell, "epochs": epochs,
+                "gain_over_last_epochs": round(float(gain), 4),
+                "best_epoch": int(np.nanargmax(mean)) + 1}
+  return out
+
+
 def fmt(mean: float, se: float | None, digits: int = 2) -> str:
   if mean is None or not np.isfinite(mean):
     return "–"
@@ -113,19 +145,26 @@ def fmt(mean: float, se: float | None, digits: int = 2) -> str:
 
 def markdown(table: Table, meta: dict[str, Any]) -> str:
   spec = table.spec
-  head = ["row", "source", "n"] + list(spec.cells)
+  conv = convergence(table)
+  head = ["row", "source", "n"] + list(spec.cells) + (["converged"] if conv else [])
   body = []
   for row in spec.rows:
+    flag = []
+    if conv:
+      c = conv.get(row.name)
+      flag = ["–" if c is None else "yes" if c["converged"] else "UNCONVERGED"]
     if row.name in table.stats:
       st = table.stats[row.name]
       n = len(table.seeds[row.name])
-      body.append([row.name, "ours", n] + [fmt(st[c].mean, st[c].se) for c in spec.cells])
+      body.append([row.name, "ours", n] + [fmt(st[c].mean, st[c].se) for c in spec.cells] + flag)
     if row.paper and not spec.is_quick:
       body.append([row.name if row.name not in table.stats else "", "paper", 5] +
-                  [fmt(*row.paper[c]) if c in row.paper else "–" for c in spec.cells])
+                  [fmt(*row.paper[c]) if c in row.paper else "–" for c in spec.cells] +
+                  ([""] if conv else []))
   chance = meta.get("chance")
   if chance:
-    body.append(["random ranking", "chance", "–"] + [fmt(chance.get(c), None) for c in spec.cells])
+    body.append(["random ranking", "chance", "–"] + [fmt(chance.get(c), None) for c in spec.cells]
+                + ([""] if conv else []))
   lines = [f"# {spec.id}{' (quick, synthetic)' if spec.is_quick else ''}: {spec.title}", "",
            f"Paper: {spec.paper}", "",
            f"Data: {meta.get('dataset')} — {meta.get('bundle_summary', '')}", "",
@@ -135,6 +174,12 @@ def markdown(table: Table, meta: dict[str, Any]) -> str:
                "the same exclusions: a row at or below it has learnt nothing usable." if chance
                else ""), "",
            tabulate.tabulate(body, headers=head, tablefmt="github"), ""]
+  if conv:
+    cell = next(iter(conv.values()))["cell"]
+    lines += [f"'converged': UNCONVERGED means the seed-mean validation {cell} still improved "
+              "by more than 1 % (relative) over the last 10 % of epochs, so the row is "
+              "under-trained at this budget and a claim it fails is not refuted by it. Curves: "
+              "`validation_curves.png`.", ""]
   claims = check_claims(table)
   if claims:
     lines += ["## The paper's claims, checked here", ""]
@@ -196,6 +241,12 @@ def diff_text(table: Table) -> str:
       [[r["row"], r["cell"], r["ours"], r["paper"], r.get("delta", ""), r.get("rel", ""), r["z"]]
        for r in rows], headers=["row", "cell", "ours", "paper", "Δ", "Δ rel", "z"],
       tablefmt="github", disable_numparse=True))
+  if conv:
+    cell = next(iter(conv.values()))["cell"]
+    lines += [f"'converged': UNCONVERGED means the seed-mean validation {cell} still improved "
+              "by more than 1 % (relative) over the last 10 % of epochs, so the row is "
+              "under-trained at this budget and a claim it fails is not refuted by it. Curves: "
+              "`validation_curves.png`.", ""]
   claims = check_claims(table)
   if claims:
     lines += ["", "Claims:"]
@@ -211,8 +262,29 @@ def write_reports(table: Table, meta: dict[str, Any], out_dir: pathlib.Path) -> 
   paths[0].write_text(markdown(table, meta))
   df = frame(table)
   df.to_csv(paths[1], index=False)
+  conv = convergence(table)
   payload = {"spec": table.spec.id, "meta": meta, "cells": json.loads(df.to_json(orient="records")),
              "claims": [{"claim": t, "holds": r.holds, "evidence": r.evidence}
-                        for t, r in check_claims(table)]}
+                        for t, r in check_claims(table)],
+             "convergence": conv}
   paths[2].write_text(json.dumps(payload, indent=1))
+  if conv:
+    paths += validation_curves(table, out_dir / "validation_curves")
   return paths
+
+
+def validation_curves(table: Table, out: pathlib.Path) -> list[pathlib.Path]:
+  """Seed-mean validation curve (± SE) of the convergence metric per row: PNG + CSV."""
+  from ltbench.harness import figures
+  cell = convergence_cell(table.spec)
+  recs = []
+  for row in table.seeds:
+    curves = [t.get("valid_per_epoch", {}).get(cell) for t in table.trials if t["row"] == row]
+    curves = [c for c in curves if c]
+    if not curves or len({len(c) for c in curves}) != 1:
+      continue
+    for epoch in range(len(curves[0])):
+      st = summarise(c[epoch] for c in curves)
+      recs.append({"row": row, "epoch": epoch + 1, "mean": st.mean, "se": st.se, "n": st.n})
+  return figures.curves(pd.DataFrame(recs), out, f"{table.spec.id}: validation {cell}",
+                        "epoch", f"validation {cell} (%)")

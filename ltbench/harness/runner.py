@@ -27,7 +27,7 @@ from ltbench.data import registry
 from ltbench.data.bundle import Bundle
 from ltbench.harness import report
 from ltbench.harness.spec import Row, TableSpec, resolve_row
-from ltbench.train import TrainState, train
+from ltbench.train import TrainState, init_state, program_key, train
 
 
 # -- metadata ----------------------------------------------------------------------------
@@ -166,10 +166,15 @@ class Checkpointer:
 
 # -- evaluation --------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=64)
+_SERVE_FNS: dict = {}
+
+
 def serve_fn(method):
-  """The jitted, seed-vmapped serving function of a method, compiled once per method."""
-  return jax.jit(jax.vmap(method.serve, in_axes=(0, None)))
+  """The jitted, seed-vmapped serving function of a method, compiled once per program."""
+  key = program_key(method)
+  if key not in _SERVE_FNS:
+    _SERVE_FNS[key] = jax.jit(jax.vmap(method.serve, in_axes=(0, None)))
+  return _SERVE_FNS[key]
 
 
 def target_slices(bundle: Bundle, targets) -> dict[str, np.ndarray]:
@@ -205,6 +210,26 @@ def chance_levels(bundle: Bundle, ks) -> dict[str, float]:
   levels = evaluate.chance_metrics(bundle.num_items - seen_U[bundle.test_user], ks,
                                    target_slices(bundle, bundle.test_item))
   return {f"{s}/{m}": v for (s, m), v in levels.items()}
+
+
+class ValidationCurves:
+  """Validation metrics of every seed after every epoch (DESIGN §6: the report flags rows
+  still improving at the end). Epochs before a resume from a checkpoint stay NaN."""
+
+  def __init__(self, method, data, bundle: Bundle, spec: TableSpec, num_seeds: int,
+               epochs: int):
+    self.method, self.data, self.bundle, self.ks = method, data, bundle, spec.ks
+    self.cells = list(spec.cells)
+    self.values = {c: np.full((num_seeds, epochs), np.nan) for c in self.cells}
+
+  def record(self, epoch: int, params_S) -> None:
+    valid = evaluate_splits(self.method, params_S, self.data, self.bundle, self.ks, ("valid",))
+    for c in self.cells:
+      self.values[c][:, epoch] = valid["valid"][c]
+
+  def for_seed(self, s_idx: int) -> dict[str, list]:
+    return {c: [None if np.isnan(x) else round(float(x), 4) for x in v[s_idx]]
+            for c, v in self.values.items()}
 
 
 def evaluate_split(method, params_S, data, bundle: Bundle, split: str, ks, chunk_size=1024
@@ -292,18 +317,20 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
                       train_cfg.checkpoint_every)
   state, start = None, 0
   if ckpt.every and ckpt.directory.exists():
-    import optax
-    tx = optax.adam(train_cfg.learning_rate)
-    params = jax.vmap(method.init, in_axes=(0, None))(keys_S, data)
-    restored = ckpt.restore(TrainState(params, jax.vmap(tx.init)(params)))
+    restored = ckpt.restore(init_state(method, keys_S, data, train_cfg.learning_rate))
     if restored is not None:
       state, start = restored
       print(f"[ltbench]   resuming {row.name} from its checkpoint after epoch {start}",
             file=sys.stderr)
   t0 = time.time()
+  curves = ValidationCurves(method, data, bundle, spec, len(pending), train_cfg.epochs)
+
+  def on_epoch(epoch, state, _):
+    curves.record(epoch, state.params)
+    ckpt.maybe_save(epoch, state, epoch + 1 == train_cfg.epochs)
+
   result = train(method, data, bundle.num_train, keys_S, train_cfg, label=row.name,
-                 seeds=pending, state=state, start_epoch=start,
-                 on_epoch=lambda e, st, _: ckpt.maybe_save(e, st, e + 1 == train_cfg.epochs))
+                 seeds=pending, state=state, start_epoch=start, on_epoch=on_epoch)
   metrics = evaluate_splits(method, result.params, data, bundle, spec.ks)
   test, valid = metrics["test"], metrics["valid"]
   extras = method.trial_extras(result.params, data, bundle) if hasattr(method, "trial_extras") else {}
@@ -321,6 +348,7 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
                   "test": {c: float(v[s_idx]) for c, v in test.items()},
                   "valid": {c: float(v[s_idx]) for c, v in valid.items()},
                   "loss_per_epoch": [round(float(x), 5) for x in result.losses[s_idx]],
+                  "valid_per_epoch": curves.for_seed(s_idx),
                   "extras": {k: np.asarray(v[s_idx]).tolist() for k, v in extras.items()}})
   ckpt.clear()
   summary = ", ".join(f"{c} {np.nanmean(test[c]):.2f}" for c in spec.cells[:2])

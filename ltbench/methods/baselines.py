@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -45,12 +46,16 @@ class ModelConfig:
 Objective = Callable[[jax.Array, jax.Array, jax.Array, dict], jax.Array]
 
 
+# The objective factories are cached so that equal options give the same function object:
+# rows that build equal methods then share one compiled program (see `train.program_key`).
+@functools.lru_cache(maxsize=None)
 def softmax_objective() -> Objective:
   def objective(logits_BxC, labels_B, cand_C, data):
     return losses.softmax_cross_entropy(logits_BxC, labels_B)
   return objective
 
 
+@functools.lru_cache(maxsize=None)
 def class_balanced_objective(beta: float) -> Objective:
   def objective(logits_BxC, labels_B, cand_C, data):
     weights_I = losses.class_balanced_weights(data["item_counts"], beta)
@@ -58,6 +63,7 @@ def class_balanced_objective(beta: float) -> Objective:
   return objective
 
 
+@functools.lru_cache(maxsize=None)
 def logq_objective(weight: float) -> Objective:
   def objective(logits_BxC, labels_B, cand_C, data):
     log_p_C = losses.log_prior(data["item_counts"])[cand_C]
@@ -104,6 +110,10 @@ class TwoTowerSoftmax:
   @property
   def model(self) -> TwoTower:
     return self.model_cfg.two_tower(self.user_fields, self.item_fields)
+
+  def program_key(self):
+    """This method less its row name: rows that differ only in name share a program."""
+    return dataclasses.replace(self, name="")
 
   def init(self, key, data):
     user0 = gather_rows(data["user_features"], jnp.zeros((1,), jnp.int32))
@@ -182,6 +192,9 @@ class TwoStage:
   def name(self):
     return self.base.name
 
+  def program_key(self):
+    return dataclasses.replace(self, base=self.base.program_key())
+
   @property
   def phase_starts(self):
     return (self.switch_epoch,)
@@ -211,6 +224,13 @@ class TwoStage:
         lambda k: self._sampler(self.stage1, k, data, num_steps, batch_size),
         lambda k: self._sampler(self.stage2, k, data, num_steps, batch_size), key)
 
+  def update_mask(self, params, epoch):
+    """Every leaf trains in stage 1; in stage 2 the user tower's leaves are frozen."""
+    stage2 = epoch >= self.switch_epoch
+    mask = jax.tree.map(lambda _: jnp.bool_(True), params)
+    frozen = jax.tree.map(lambda _: ~stage2, params["params"]["user_tower"])
+    return {**mask, "params": {**mask["params"], "user_tower": frozen}}
+
   def loss(self, params, batch_idx_B, data, key, epoch):
     user_B = data["train_user"][batch_idx_B]
     item_B = data["train_item"][batch_idx_B]
@@ -219,7 +239,8 @@ class TwoStage:
                         sampler_log_q(self.stage1, data, self.omega_r_cap))
     user_BxD, cand_CxD, labels_B, cand_C = self.base.candidates(params, data, user_B, item_B,
                                                                 key)
-    # Stage 2: the user tower is frozen (no gradient, and a fresh Adam state keeps it still).
+    # Stage 2: the user tower is frozen (no gradient here; `update_mask` also keeps the L2
+    # term and the optimiser from moving it).
     user_BxD = jnp.where(stage2, jax.lax.stop_gradient(user_BxD), user_BxD)
     logits_BxC = self.base.logits(user_BxD, cand_CxD, labels_B, cand_C, log_q_I)
     return self.base.objective(logits_BxC, labels_B, cand_C, data), {}

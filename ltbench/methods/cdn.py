@@ -155,11 +155,22 @@ class CrossDecoupling:
 
   # -- training ------------------------------------------------------------------------
 
-  def alpha(self, epoch):
+  def hyper(self) -> dict[str, float]:
+    """γ and the horizon T reach the loss as traced values (data["hyper"]), so a γ sweep or
+    an epoch budget change reuses one compiled program."""
+    return {"gamma": self.cfg.gamma, "total_epochs": float(self.total_epochs)}
+
+  def program_key(self):
+    """This method less its row name and traced numbers (γ, T): equal keys share a program."""
+    return dataclasses.replace(self, name="", total_epochs=0,
+                               cfg=dataclasses.replace(self.cfg, gamma=2.0))
+
+  def alpha(self, epoch, data):
     if self.cfg.adapter == "fixed":
       return jnp.float32(0.5)
-    gamma = 1.0 if self.cfg.adapter == "cumulative" else self.cfg.gamma
-    return gamma_adapter(epoch.astype(jnp.float32), self.total_epochs, gamma)
+    hyper = data.get("hyper") or self.hyper()
+    gamma = 1.0 if self.cfg.adapter == "cumulative" else hyper["gamma"]
+    return gamma_adapter(epoch.astype(jnp.float32), hyper["total_epochs"], gamma)
 
   def sample(self, key, data, epoch, num_steps, batch_size):
     k_m, k_r, k_pool = jax.random.split(key, 3)
@@ -201,7 +212,7 @@ class CrossDecoupling:
     h_2BxH = user.apply(params["user"], feats, False, rngs=rngs, method=user.hidden)
     x_m_BxD = user.apply(params["user"], h_2BxH[:batch_size], method=lambda m, h: m.h_m(h))
     x_r_BxD = user.apply(params["user"], h_2BxH[batch_size:], method=lambda m, h: m.h_r(h))
-    alpha = self.alpha(epoch)
+    alpha = self.alpha(epoch, data)
     if self.shared_item_vectors:
       # y_m = y_r, so Eq. 5 is one product: (α·x_m + (1 − α)·x_r)·y. This halves the B x C
       # work of the mixed logit, the step's largest matmul under a full softmax.

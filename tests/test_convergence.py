@@ -1,0 +1,58 @@
+"""Per-epoch validation curves in trial records, the UNCONVERGED flag and the curve figure."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from ltbench import cli
+from ltbench.harness import report
+from reproductions import get_spec
+
+SPEC = get_spec("cdn/table2").quick()
+CELL = report.convergence_cell(SPEC)
+
+
+def trial(row, seed, curve):
+  return {"row": row, "seed": seed, "status": "ok", "config": "k",
+          "test": {c: 1.0 for c in SPEC.cells}, "valid": {c: 1.0 for c in SPEC.cells},
+          "valid_per_epoch": {CELL: list(curve)}}
+
+
+@pytest.mark.parametrize("curve,converged", [
+    (np.linspace(1.0, 20.0, 40), False),  # still rising at the end
+    (np.r_[np.linspace(1.0, 20.0, 20), np.full(20, 20.0)], True),  # flat for the last half
+    (np.r_[np.linspace(1.0, 20.0, 36), [20.1, 20.1, 20.15, 20.19]], True),  # +0.95 % < 1 %
+    (np.r_[np.linspace(1.0, 20.0, 36), [20.1, 20.1, 20.15, 20.25]], False),  # +1.25 %
+    (np.r_[np.linspace(1.0, 20.0, 30), np.linspace(19.0, 10.0, 10)], True),  # over-fitting
+])
+def test_unconverged_means_best_value_rose_over_last_tenth(curve, converged):
+  row = SPEC.rows[0].name
+  table = report.build_table(SPEC, [trial(row, 0, curve), trial(row, 1, curve)])
+  result = report.convergence(table)[row]
+  assert result["converged"] is converged, result
+  flagged = re.search(r"\|\s*UNCONVERGED\s*\|", report.markdown(table, {})) is not None
+  assert flagged is (not converged)
+
+
+def test_rows_without_curves_are_not_judged():
+  row = SPEC.rows[0].name
+  t = trial(row, 0, [])
+  del t["valid_per_epoch"]
+  assert report.convergence(report.build_table(SPEC, [t])) == {}
+
+
+def test_run_records_a_validation_curve_per_epoch_and_plots_it(tmp_path):
+  assert cli.main(["run", "cdn/table2", "--quick", "--rows", "Two-tower", "--seeds", "0,1",
+                   "--epochs", "3", "--out", str(tmp_path)]) == 0
+  out = next(tmp_path.glob("cdn/table2-quick*"))
+  trials = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
+  assert len(trials) == 2
+  for t in trials:
+    curve = t["valid_per_epoch"][CELL]
+    assert len(curve) == 3 and all(np.isfinite(curve))
+    assert curve[-1] == pytest.approx(t["valid"][CELL], abs=1e-3)  # last epoch = final eval
+  assert (out / "validation_curves.png").stat().st_size > 1000
+  assert "Two-tower" in (out / "validation_curves.csv").read_text()
+  assert "Two-tower" in json.loads((out / "table.json").read_text())["convergence"]
