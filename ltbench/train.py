@@ -85,7 +85,9 @@ def opt_init(tx: optax.GradientTransformation, params_S: PyTree, learning_rate: 
   """A fresh vmapped optimiser state for S seeds, with the step size set where it is a state
   value (ADAM)."""
   opt_S = jax.vmap(tx.init)(params_S)
-  if isinstance(opt_S, optax.InjectHyperparamsState) and "learning_rate" in opt_S.hyperparams:
+  # optax >= 0.2.4 returns InjectStatefulHyperparamsState (not a subclass of
+  # InjectHyperparamsState): test for the field, not the class.
+  if "learning_rate" in getattr(opt_S, "hyperparams", {}):
     lr_S = jnp.full_like(opt_S.hyperparams["learning_rate"], learning_rate)
     opt_S = opt_S._replace(hyperparams={**opt_S.hyperparams, "learning_rate": lr_S})
   return opt_S

@@ -110,3 +110,14 @@ def test_dropout_keeps_1_minus_rate_and_rescales(rate):
   y2 = layer.apply({}, x, False, rngs={"dropout": jax.random.PRNGKey(1)})
   if rate:
     assert (np.asarray(y2) != y).mean() > 0.05
+
+
+@pytest.mark.parametrize("learning_rate", [1e-1, 1e-4])
+def test_opt_init_sets_the_step_size_adam_uses(learning_rate):
+  params_S = {"w": jnp.ones((2, 3, 4))}
+  opt_S = train_lib.opt_init(train_lib.ADAM, params_S, learning_rate)
+  opt = jax.tree.map(lambda x: x[0], opt_S)
+  grads = {"w": jnp.ones((3, 4))}
+  updates, _ = train_lib.ADAM.update(grads, opt, {"w": jnp.ones((3, 4))})
+  # Adam's first step moves every weight by -lr (bias-corrected m/sqrt(v) = 1).
+  np.testing.assert_allclose(updates["w"], -learning_rate, rtol=1e-4)

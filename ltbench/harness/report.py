@@ -235,13 +235,22 @@ def diff_rows(table: Table) -> list[dict[str, Any]]:
 def diff_text(table: Table) -> str:
   rows = diff_rows(table)
   spec = table.spec
+  conv = convergence(table)
   lines = [f"ltbench diff {spec.id}: ours vs the paper ({spec.paper})",
            "z = (ours − paper) / sqrt(SE_ours² + SE_paper²)", ""]
+
+  def flag(row):
+    c = conv.get(row)
+    return "–" if c is None else "yes" if c["converged"] else "UNCONVERGED"
+
   lines.append(tabulate.tabulate(
       [[r["row"], r["cell"], r["ours"], r["paper"], r.get("delta", ""), r.get("rel", ""), r["z"]]
-       for r in rows], headers=["row", "cell", "ours", "paper", "Δ", "Δ rel", "z"],
+       + ([flag(r["row"])] if conv else []) for r in rows],
+      headers=["row", "cell", "ours", "paper", "Δ", "Δ rel", "z"]
+      + (["converged"] if conv else []),
       tablefmt="github", disable_numparse=True))
   if conv:
+    lines.append("")
     cell = next(iter(conv.values()))["cell"]
     lines += [f"'converged': UNCONVERGED means the seed-mean validation {cell} still improved "
               "by more than 1 % (relative) over the last 10 % of epochs, so the row is "
