@@ -50,6 +50,8 @@ def resolve_spec(spec_id: str | None, quick: bool, epochs: int | None = None,
             f"(`--dataset`); the paper's values are for {spec.dataset}, shown for reference.")
     spec = dataclasses.replace(spec, dataset=dataset, variant=f"{spec.variant}-{dataset}",
                                head_fraction=None, notes=(note,) + spec.notes)
+    from ltbench.harness.spec import for_dataset
+    spec = for_dataset(spec, dataset)
   return spec
 
 

@@ -47,3 +47,24 @@ def test_quick_smoke(spec_id, tmp_path):
     name = spec_id.split("/")[1]
     assert (out_dir / f"{name}.png").stat().st_size > 1000
     assert len((out_dir / f"{name}.csv").read_text().splitlines()) >= 3
+
+
+def test_per_dataset_settings_apply_only_on_that_data_set():
+  import dataclasses
+  from ltbench.cli import resolve_spec
+  from ltbench.harness.spec import DatasetSettings
+  import reproductions
+  base = reproductions.get_spec("cdn/table2")
+  spec = dataclasses.replace(base, per_dataset={"ml-100k": DatasetSettings(
+      train={"learning_rate": 0.01}, options={"gamma": 2.0}, note="from a test")})
+  orig = reproductions.get_spec
+  reproductions.get_spec = lambda _id: spec
+  try:
+    other = resolve_spec("cdn/table2", False, None, "ml-100k")
+    own = resolve_spec("cdn/table2", False, None, None)
+  finally:
+    reproductions.get_spec = orig
+  assert other.train.learning_rate == 0.01 and own.train.learning_rate == base.train.learning_rate
+  assert other.row("CDN").params["gamma"] == 2.0 and "gamma" not in other.row("LogQ").params
+  assert own.row("CDN").params["gamma"] == base.row("CDN").params["gamma"]
+  assert any("learning_rate = 0.01" in n and "from a test" in n for n in other.notes)

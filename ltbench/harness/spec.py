@@ -43,6 +43,16 @@ class Claim:
 
 
 @dataclasses.dataclass(frozen=True)
+class DatasetSettings:
+  """Values chosen for one data set other than the spec's own (e.g. the learning rate that
+  `ltbench tune` picked on ML-100K's validation split), applied by `--dataset NAME`."""
+  train: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig fields
+  # Method options, applied to every row that already sets that option (e.g. CDN's gamma).
+  options: dict[str, Any] = dataclasses.field(default_factory=dict)
+  note: str = ""  # where the values came from; printed in the report
+
+
+@dataclasses.dataclass(frozen=True)
 class TableSpec:
   id: str  # "<paper>/<table>", e.g. "cdn/table2"
   title: str  # one line
@@ -64,6 +74,8 @@ class TableSpec:
   is_quick: bool = False
   variant: str = ""  # suffix of the results folder for reduced runs (e.g. "-epochs10")
   select_cell: str = "overall/NDCG@50"  # validation cell that `ltbench tune` maximises
+  # Settings chosen for other data sets (`--dataset NAME`), keyed by data set name.
+  per_dataset: dict[str, DatasetSettings] = dataclasses.field(default_factory=dict)
 
   @property
   def ks(self) -> tuple[int, ...]:
@@ -97,3 +109,22 @@ def resolve_row(spec: TableSpec, row: Row) -> tuple[dict[str, Any], TrainConfig,
   options = {k: v for k, v in row.params.items() if k not in TRAIN_FIELDS | MODEL_FIELDS}
   return (options, dataclasses.replace(spec.train, **train),
           dataclasses.replace(spec.model, **model))
+
+
+def for_dataset(spec: TableSpec, dataset: str) -> TableSpec:
+  """The spec run on another data set: the data set's recorded settings, if any, replace
+  the spec's (a row's own params, e.g. a tuning grid point, still win over them)."""
+  settings = spec.per_dataset.get(dataset)
+  if settings is None:
+    return spec
+  unknown = set(settings.train) - TRAIN_FIELDS
+  if unknown:
+    from ltbench.errors import SpecError
+    raise SpecError(f"{spec.id}: per_dataset[{dataset!r}].train names unknown TrainConfig "
+                    f"fields {sorted(unknown)}")
+  rows = tuple(dataclasses.replace(r, params={**r.params, **{
+      k: v for k, v in settings.options.items() if k in r.params}}) for r in spec.rows)
+  values = ", ".join(f"{k} = {v}" for k, v in {**settings.train, **settings.options}.items())
+  note = f"Settings for {dataset}: {values}. {settings.note}".strip()
+  return dataclasses.replace(spec, train=dataclasses.replace(spec.train, **settings.train),
+                             rows=rows, notes=(note,) + spec.notes)

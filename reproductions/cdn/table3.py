@@ -1,7 +1,7 @@
 """CDN (KDD'23) Table 3: CDN versus baselines on Book-Crossing, HR@50 / NDCG@50, overall /
 head (top 0.1% items) / tail.
 
-THE REAL BOOK-CROSSING FILES ARE NOT AVAILABLE IN THIS WORKPLACE, so this spec runs on a
+THE REAL BOOK-CROSSING RATINGS ARE NOT DOWNLOADABLE (their original host is gone), so this spec runs on a
 Book-Crossing-like synthetic STAND-IN (`bx-standin`: IF ~2,000, 99.98% sparse, head = top
 0.1% of items, random leave-one-out as for BX). Its numbers are not comparable with the
 paper's; only the paper's claims (directions between rows) are checked. With the real
