@@ -178,3 +178,79 @@ def test_loss_is_eq5_mixed_logit_under_eq8(bundle, design):
   ref = (alpha * -_log_softmax(s)[rows, i_m].mean()
          + (1 - alpha) * -_log_softmax(s)[rows, i_r].mean())
   np.testing.assert_allclose(float(loss), ref, rtol=2e-5)
+
+
+PAPER_MODEL = ModelConfig(embed_dim=64, sizes=(256, 128, 64), dropout=0.1)
+
+
+@pytest.mark.parametrize("n_mem, n_gen, design", [(1, 1, "mem_gen"), (2, 2, "mem_gen"),
+                                                   (1, 1, "head_tail")])
+def test_default_experts_match_the_backbone_item_tower_budget(bundle, n_mem, n_gen, design):
+  """§3.3: the item side keeps the two-tower's parameters. Tolerance: 2 % of the item
+  tower's MLP (the embedding tables are the same on both sides)."""
+  data = bundle.device_arrays()
+  m = methods.build("cdn", bundle, PAPER_MODEL, CFG, n_mem=n_mem, n_gen=n_gen, design=design)
+  counts = methods.param_counts(m, bundle, data)
+  assert len(m.expert_sizes) == 3 and m.expert_sizes[-1] == 64  # the backbone's depth
+  budget = counts["backbone_item_tower_dense"]
+  assert abs(counts["item_side_dense"] - budget) <= 0.02 * budget, counts
+  assert abs(counts["item_side"] - counts["backbone_item_tower"]) <= 0.02 * budget
+  # Appendix B.3's one layer of 64 per expert stays selectable, and is far smaller.
+  small = methods.build("cdn", bundle, PAPER_MODEL, CFG, n_mem=n_mem, n_gen=n_gen,
+                        design=design, expert_sizes=(64,))
+  assert methods.param_counts(small, bundle, data)["item_side_dense"] < 0.3 * budget
+  with pytest.raises(SpecError, match="item vector size"):
+    methods.build("cdn", bundle, PAPER_MODEL, CFG, expert_sizes=(64, 32))
+
+
+def test_bbn_has_one_item_tower_per_branch(bundle):
+  data = bundle.device_arrays()
+  m = methods.build("bbn", bundle, MODEL, CFG)
+  item = m.init(jax.random.PRNGKey(0), data)["item"]["params"]
+  assert set(item) == {"main", "regulariser"}
+  assert jax.tree.structure(item["main"]) == jax.tree.structure(item["regulariser"])
+  weights = lambda tree: [x for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+                          if path[-1].key != "bias"]  # biases start at zero in both
+  assert not any(np.array_equal(a, b) for a, b in zip(weights(item["main"]),
+                                                      weights(item["regulariser"])))
+  y_m, y_r, _ = m.item_embeddings(m.init(jax.random.PRNGKey(0), data), data)
+  assert not np.allclose(y_m, y_r)
+  shared = methods.build("bbn", bundle, MODEL, CFG, item_side="mlp")
+  counts = methods.param_counts(m, bundle, data)
+  assert counts["item_side"] == 2 * methods.param_counts(shared, bundle, data)["item_side"]
+  assert methods.resolved_options("bbn", {})["item_side"] == "mlp_per_branch"
+  assert methods.resolved_options("two_tower", {}) is None  # its config key is unchanged
+
+
+def test_cdn_training_with_dropout_is_deterministic_per_seed(bundle):
+  """CDN's dropout is the counter-hash `towers.Dropout`: reproducible for a seed, and the
+  seed changes the masks."""
+  from ltbench.models import cdn as cdn_models
+  assert "nn.Dropout" not in open(cdn_models.__file__).read()
+  data = bundle.device_arrays()
+  cfg = dataclasses.replace(CFG, epochs=1)
+  m = methods.build("cdn", bundle, dataclasses.replace(MODEL, dropout=0.3), cfg)
+  def run(seed):
+    r = train(m, data, bundle.num_train, jnp.stack([jax.random.PRNGKey(seed)]), cfg)
+    return r.losses, jax.tree.leaves(r.params)
+  (loss_a, params_a), (loss_b, params_b) = run(0), run(0)
+  np.testing.assert_array_equal(loss_a, loss_b)
+  for a, b in zip(params_a, params_b):
+    np.testing.assert_array_equal(a, b)
+  params = m.init(jax.random.PRNGKey(0), data)
+  y0 = m.item_embeddings(params, data, jax.random.PRNGKey(1))[0]
+  y1 = m.item_embeddings(params, data, jax.random.PRNGKey(2))[0]
+  y_eval = m.item_embeddings(params, data)[0]
+  assert not np.allclose(y0, y1) and not np.allclose(y0, y_eval)
+
+
+def test_runner_records_param_counts_per_row(bundle):
+  from ltbench.harness import report, runner
+  from reproductions import get_spec
+  spec = get_spec("cdn/table2").quick()
+  data = bundle.device_arrays()
+  counts = {r.name: runner.row_param_counts(spec, r, bundle, data) for r in spec.rows}
+  assert counts["BBN"]["item_side"] == 2 * counts["Two-tower"]["item_side"]
+  assert counts["Two-tower"]["item_side"] == counts["CDN"]["backbone_item_tower"]
+  lines = report.param_count_lines(counts)
+  assert lines[0] == "## Parameter counts" and sum("| CDN " in l for l in lines) == 1

@@ -192,8 +192,24 @@ def markdown(table: Table, meta: dict[str, Any]) -> str:
   notes = [f"- {r.name}: {r.note}" for r in spec.rows if r.note]
   if notes:
     lines += ["## Row configuration", ""] + notes + [""]
+  lines += param_count_lines(meta.get("param_counts"))
   lines += ["## Run metadata", "", "```", json.dumps(meta, indent=1, sort_keys=True), "```", ""]
   return "\n".join(lines)
+
+
+def param_count_lines(counts: dict[str, dict[str, int]] | None) -> list[str]:
+  """A section comparing each row's item side and total parameters with the backbone's."""
+  if not counts:
+    return []
+  body = [[row, f"{c['item_side']:,} ({c['item_side_dense']:,})",
+           f"{c['backbone_item_tower']:,} ({c['backbone_item_tower_dense']:,})",
+           f"{c['total']:,}", f"{c['backbone_total']:,}"] for row, c in counts.items()]
+  return ["## Parameter counts", "",
+          "Item side of each row against the backbone two-tower's item tower, with (in "
+          "brackets) the parameters outside the embedding tables; then all parameters.", "",
+          tabulate.tabulate(body, headers=["row", "item side", "backbone item tower", "total",
+                                           "backbone total"], tablefmt="github",
+                            disable_numparse=True), ""]
 
 
 def check_claims(table: Table) -> list[tuple[str, ClaimResult]]:

@@ -119,6 +119,9 @@ def config_key(spec: TableSpec, row: Row, bundle: Bundle) -> str:
          "checksum": bundle.meta.get("checksum"), "split": bundle.meta.get("split"),
          "head": bundle.meta.get("head_fraction"), "data_options": spec.data_options,
          "protocol": spec.protocol}
+  resolved = methods.resolved_options(row.method, resolve_row(spec, row)[0])
+  if resolved is not None:  # CDN-family rows: their defaults are part of the configuration
+    src["resolved"] = resolved
   return hashlib.sha256(json.dumps(src, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -292,6 +295,7 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
           "protocol_text": protocol_text(spec, bundle),
           "chance": {c: round(v, 4) for c, v in chance_levels(bundle, spec.ks).items()
                      if c in spec.cells},
+          "param_counts": {r.name: row_param_counts(spec, r, bundle, data) for r in spec.rows},
           "train": dataclasses.asdict(spec.train),
           "model": dataclasses.asdict(spec.model), "seeds_requested": seeds,
           "wall_time_this_invocation_s": round(time.time() - t_run, 1),
@@ -306,6 +310,19 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
                                  and t.get("status") == "ok"], out_dir)
   print(f"[ltbench] wrote {', '.join(str(p) for p in write)}", file=sys.stderr)
   return table, out_dir
+
+
+_PARAM_COUNTS: dict = {}
+
+
+def row_param_counts(spec: TableSpec, row: Row, bundle: Bundle, data) -> dict[str, int]:
+  """`methods.param_counts` of a row (cached per compiled program and data set)."""
+  options, train_cfg, model_cfg = resolve_row(spec, row)
+  method = methods.build(row.method, bundle, model_cfg, train_cfg, name=row.name, **options)
+  key = (program_key(method), bundle.meta.get("checksum"))
+  if key not in _PARAM_COUNTS:
+    _PARAM_COUNTS[key] = methods.param_counts(method, bundle, data)
+  return _PARAM_COUNTS[key]
 
 
 def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int], key: str,

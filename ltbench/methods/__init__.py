@@ -3,7 +3,10 @@ returning a `train.Method`. Spec rows name a method here and pass its options.""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
+
+import jax
 
 from ltbench.data import samplers
 from ltbench.errors import SpecError
@@ -37,6 +40,7 @@ def _two_stage(bundle, model_cfg, train_cfg, name, stage1="natural", stage2="cla
 def _cdn(**preset):
   def factory(bundle, model_cfg, train_cfg, name, **options):
     return cdn.build(name, bundle, model_cfg, train_cfg.epochs, **{**preset, **options})
+  factory.preset = preset
   return factory
 
 
@@ -50,7 +54,9 @@ METHODS: dict[str, Callable] = {
     "udn": _cdn(item_side="mlp"),
     "idn": _cdn(user_side="single"),
     "bdn": _cdn(adapter="fixed", serve="average"),
-    "bbn": _cdn(item_side="mlp", adapter="cumulative", regulariser="reversed", serve="average"),
+    # item_side="mlp" shares one item tower between BBN's branches
+    "bbn": _cdn(item_side="mlp_per_branch", adapter="cumulative", regulariser="reversed",
+                serve="average"),
 }
 
 
@@ -61,3 +67,49 @@ def build(method: str, bundle, model_cfg, train_cfg, name: str | None = None, **
     return METHODS[method](bundle, model_cfg, train_cfg, name=name or method, **options)
   except (TypeError, ValueError) as e:
     raise SpecError(f"bad options {options} for method {method!r}: {e}") from None
+
+
+def resolved_options(method: str, options: dict) -> dict | None:
+  """A CDN-family row's full configuration, defaults included (None for other methods), for
+  the config key: a changed default then re-keys the rows that rely on it."""
+  preset = getattr(METHODS.get(method), "preset", None)
+  if preset is None:
+    return None
+  try:
+    return dataclasses.asdict(cdn.CDNConfig(**{**preset, **options}))
+  except (TypeError, ValueError) as e:
+    raise SpecError(f"bad options {options} for method {method!r}: {e}") from None
+
+
+def _model_cfg(method):
+  return method.model_cfg if hasattr(method, "model_cfg") else method.base.model_cfg
+
+
+def _item_params(params):
+  return params["item"] if "item" in params else params["params"]["item_tower"]
+
+
+def _count(tree) -> tuple[int, int]:
+  """(all parameters, those outside embedding tables)."""
+  total = dense = 0
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    total += leaf.size
+    if getattr(path[-1], "key", None) != "embedding":
+      dense += leaf.size
+  return total, dense
+
+
+def param_counts(method, bundle, data) -> dict[str, int]:
+  """Parameter counts of a method's model beside the backbone two-tower's (same fields and
+  ModelConfig): `item_side` / `backbone_item_tower` count the item side with its embedding
+  tables, the `_dense` variants without them, and `total` / `backbone_total` everything."""
+  backbone = baselines.TwoTowerSoftmax("backbone", bundle.user_features.fields,
+                                       bundle.item_features.fields, baselines.softmax_objective(),
+                                       _model_cfg(method))
+  out = {}
+  for prefix, m in (("", method), ("backbone_", backbone)):
+    params = jax.eval_shape(m.init, jax.random.PRNGKey(0), data)
+    item, item_dense = _count(_item_params(params))
+    name = "item_side" if not prefix else "backbone_item_tower"
+    out.update({name: item, f"{name}_dense": item_dense, f"{prefix}total": _count(params)[0]})
+  return out

@@ -6,12 +6,17 @@ branches' logits (Eq. 5) in one softmax (Eqs. 7-8); serving uses the main branch
 
 One configurable implementation covers the paper's variants:
   CDN  bilateral users + mem/gen experts, γ-adapter, Ω_r regulariser, main-branch serving
-  UDN  bilateral users + MLP item tower (user-side decoupling only)
+  UDN  bilateral users + the two-tower item tower (user-side decoupling only)
   IDN  single user tower + mem/gen experts (item-side decoupling only)
   BDN  CDN with α fixed at 0.5 and both branches at serving
-  BBN  bilateral users + MLP items, reversed sampler, α_t = 1 − (t/T)², both branches at
-       serving (Zhou et al., CVPR 2020, adapted as in CDN §4.1)
+  BBN  bilateral users + one item tower per branch (BBN's separate classifiers), reversed
+       sampler, α_t = 1 − (t/T)², both branches at serving (Zhou et al., CVPR 2020, adapted
+       as in CDN §4.1)
   Table 5 expert designs: design = mem_gen | head_tail | unbalanced_balanced.
+
+The experts' sizes default to the backbone item tower's parameter budget (§3.3: the item
+side "has the same total number of parameters/FLOPs as in the two tower setting");
+`expert_sizes=(64,)` gives Appendix B.3's one layer of 64 (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from ltbench import losses
 from ltbench.data import samplers
 from ltbench.data.bundle import FieldSpec
 from ltbench.methods.baselines import SOFTMAX, ModelConfig, gather_rows, sampler_log_q
-from ltbench.models.cdn import DESIGNS, BilateralUserTower, ItemExperts
+from ltbench.models.cdn import (DESIGNS, BilateralUserTower, BranchItemTowers, ItemExperts,
+                                encoded_dim, expert_sizes_for_budget, gate_param_count,
+                                mlp_param_count)
 from ltbench.models.towers import Tower
 from ltbench.train import permutation_batches
 
@@ -42,10 +49,15 @@ def gamma_adapter(t, total_epochs, gamma):
 @dataclasses.dataclass(frozen=True)
 class CDNConfig:
   user_side: str = "bilateral"  # "bilateral" (Eq. 4) or "single" (a plain user tower)
-  item_side: str = "experts"  # "experts" (Eq. 3) or "mlp" (the two-tower item tower)
+  # "experts" (Eq. 3), "mlp" (the two-tower item tower, shared by both branches) or
+  # "mlp_per_branch" (one two-tower item tower per branch, BBN)
+  item_side: str = "experts"
   design: str = "mem_gen"  # expert design (Table 5): mem_gen | head_tail | unbalanced_balanced
   n_mem: int = 1  # memorisation experts
   n_gen: int = 1  # generalisation experts
+  # MLP sizes of every expert, or "budget": the backbone's depth with widths scaled so that
+  # all experts plus the gate hold as many parameters as the backbone item tower's MLP
+  expert_sizes: str | tuple[int, ...] = "budget"
   gate_input: str = "log"  # gate input: "log" frequency or "bucket"ised + embedded
   adapter: str = "gamma"  # "gamma" (Eq. 6), "cumulative" (BBN, γ = 1) or "fixed" (α = 0.5)
   gamma: float = 5.0  # regulariser rate γ > 1 of the γ-adapter
@@ -54,7 +66,8 @@ class CDNConfig:
   softmax: str = "full"  # "full" over all items, or "in_batch" with logQ (large catalogues)
 
   def __post_init__(self):
-    choices = {"user_side": ("bilateral", "single"), "item_side": ("experts", "mlp"),
+    choices = {"user_side": ("bilateral", "single"),
+               "item_side": ("experts", "mlp", "mlp_per_branch"),
                "design": DESIGNS, "gate_input": ("log", "bucket"),
                "adapter": ("gamma", "cumulative", "fixed"),
                "regulariser": ("omega_r", "reversed"), "serve": ("main", "average"),
@@ -66,6 +79,14 @@ class CDNConfig:
       raise ValueError(f"the γ-adapter needs gamma > 1 (Eq. 6), got {self.gamma}")
     if self.design == "unbalanced_balanced" and self.user_side != "bilateral":
       raise ValueError("the unbalanced/balanced experts need the bilateral user side")
+    if self.item_side == "mlp_per_branch" and self.user_side != "bilateral":
+      raise ValueError("item_side='mlp_per_branch' needs the bilateral user side")
+    if self.expert_sizes != "budget":
+      sizes = self.expert_sizes
+      if (isinstance(sizes, str) or not sizes
+          or not all(isinstance(n, int) and n > 0 for n in sizes)):
+        raise ValueError(f"expert_sizes must be 'budget' or positive layer sizes, got {sizes!r}")
+      object.__setattr__(self, "expert_sizes", tuple(sizes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +101,7 @@ class CrossDecoupling:
   omega_r_cap: int  # count of the most popular tail item (host-computed)
   omega_r_size: int  # |Ω_r| (static)
   model_cfg: ModelConfig = ModelConfig()
+  expert_sizes: tuple[int, ...] = ()  # resolved MLP sizes of each expert (`expert_layout`)
 
   @property
   def bilateral(self) -> bool:
@@ -87,8 +109,11 @@ class CrossDecoupling:
 
   @property
   def shared_item_vectors(self) -> bool:
-    """Whether both branches see the same item vectors (all but unbalanced/balanced)."""
-    return self.cfg.item_side == "mlp" or self.cfg.design != "unbalanced_balanced"
+    """Whether both branches see the same item vectors (not so for unbalanced/balanced
+    experts or per-branch item towers)."""
+    if self.cfg.item_side == "experts":
+      return self.cfg.design != "unbalanced_balanced"
+    return self.cfg.item_side == "mlp"
 
   # -- modules -----------------------------------------------------------------------
 
@@ -105,7 +130,9 @@ class CrossDecoupling:
     m = self.model_cfg
     if self.cfg.item_side == "experts":
       return ItemExperts(self.item_fields, self.cfg.design, self.cfg.n_mem, self.cfg.n_gen,
-                         m.embed_dim, m.sizes[-1], self.cfg.gate_input, dropout=m.dropout)
+                         m.embed_dim, self.expert_sizes, self.cfg.gate_input, dropout=m.dropout)
+    if self.cfg.item_side == "mlp_per_branch":
+      return BranchItemTowers(self.item_fields, m.embed_dim, tuple(m.sizes), m.dropout)
     return Tower(self.item_fields, m.embed_dim, tuple(m.sizes), m.dropout)
 
   def init(self, key, data):
@@ -133,6 +160,9 @@ class CrossDecoupling:
     if self.cfg.item_side == "mlp":
       y = tower.apply(params["item"], feats, not train, rngs=rngs)
       return y, y, None
+    if self.cfg.item_side == "mlp_per_branch":
+      y_m, y_r = tower.apply(params["item"], feats, not train, rngs=rngs)
+      return y_m, y_r, None
     log_max = jnp.log1p(data["item_counts"].max().astype(jnp.float32))
     experts_IxKxD, gate_IxK = tower.apply(params["item"], feats, counts, head, log_max,
                                           not train, rngs=rngs)
@@ -250,9 +280,34 @@ class CrossDecoupling:
             jnp.concatenate([y_m_IxD, y_r_IxD], -1))
 
 
+def expert_layout(cfg: CDNConfig, item_fields, model_cfg: ModelConfig) -> tuple[int, ...]:
+  """The MLP sizes of each expert: `cfg.expert_sizes`, or under "budget" the sizes whose
+  experts plus gate come closest to the parameters of the backbone item tower's MLP (the
+  embedding tables are the same on both sides). () without experts."""
+  if cfg.item_side != "experts":
+    return ()
+  out_dim = model_cfg.sizes[-1]
+  if cfg.expert_sizes != "budget":
+    if cfg.expert_sizes[-1] != out_dim:
+      raise ValueError(f"the last expert size must be the item vector size {out_dim}, got "
+                       f"expert_sizes={cfg.expert_sizes}")
+    return cfg.expert_sizes
+  num_experts = cfg.n_mem + cfg.n_gen
+  if cfg.design == "mem_gen":
+    mem = encoded_dim([f for f in item_fields if f.group == "mem"], model_cfg.embed_dim)
+    gen = encoded_dim([f for f in item_fields if f.group == "gen"], model_cfg.embed_dim)
+    in_dims = [mem] * cfg.n_mem + [gen] * cfg.n_gen
+  else:
+    in_dims = [encoded_dim(item_fields, model_cfg.embed_dim)] * num_experts
+  budget = mlp_param_count(encoded_dim(item_fields, model_cfg.embed_dim), model_cfg.sizes)
+  gate = gate_param_count(cfg.design, num_experts, cfg.gate_input)
+  return expert_sizes_for_budget(budget, in_dims, model_cfg.sizes, fixed=gate)
+
+
 def build(name, bundle, model_cfg, total_epochs, **options) -> CrossDecoupling:
   cfg = CDNConfig(**options)
   cap = samplers.omega_r_cap(bundle.item_counts, bundle.head_mask)
-  return CrossDecoupling(name, bundle.user_features.fields, bundle.item_features.fields, cfg,
-                         total_epochs, cap, samplers.omega_r_size(bundle.item_counts, cap),
-                         model_cfg)
+  item_fields = bundle.item_features.fields
+  return CrossDecoupling(name, bundle.user_features.fields, item_fields, cfg, total_epochs, cap,
+                         samplers.omega_r_size(bundle.item_counts, cap), model_cfg,
+                         expert_layout(cfg, item_fields, model_cfg))

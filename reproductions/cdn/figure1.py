@@ -28,7 +28,8 @@ def two_stage(first, second):
 
 
 ROWS = (two_stage("H", "H"), two_stage("H", "T"), two_stage("T", "H"), two_stage("T", "T"),
-        Row("CDN", "cdn", {"gamma": GAMMA}, note=f"full CDN with all item features, γ = {GAMMA}"))
+        Row("CDN", "cdn", {"gamma": GAMMA}, note=f"full CDN with all item features, γ = {GAMMA}, experts sized to the item "
+                 "tower's budget (§3.3; see the notes)"))
 
 
 def figure(table, trials, out_dir):

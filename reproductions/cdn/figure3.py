@@ -19,7 +19,8 @@ from ltbench.harness.spec import Claim, ClaimResult, Row, TableSpec
 from reproductions.cdn.common import (CELLS, GAMMA, ML1M, MODEL, NOTES, PAPER_CITATION, TRAIN,
                                       quick_variant)
 
-ROWS = (Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"], note=f"γ = {GAMMA}, 1 + 1 experts"),)
+ROWS = (Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"], note=f"γ = {GAMMA}, 1 + 1 experts sized to the item "
+              "tower's budget (§3.3, not B.3's one layer of 64; see the notes)"),)
 EXPERTS = ("memorisation", "generalisation")
 
 

@@ -21,7 +21,9 @@ from ltbench.harness.spec import Claim, ClaimResult, Row, TableSpec
 from reproductions.cdn.common import CELLS, MODEL, NOTES, PAPER_CITATION, TRAIN, quick_variant
 
 GAMMAS = (1.2, 1.5, 2.1, 3.0, 5.0, 10.0, 30.0)
-ROWS = tuple(Row(f"γ={g:g}", "cdn", {"gamma": g}) for g in GAMMAS)
+ROWS = tuple(Row(f"γ={g:g}", "cdn", {"gamma": g},
+                 note="CDN, 1 + 1 experts sized to the item tower's budget (§3.3; see the notes)")
+             for g in GAMMAS)
 
 
 def _series(table, cell, split="test"):

@@ -37,11 +37,14 @@ ROWS = (
              "item tower (cRT) on class-balanced sampling with the user tower frozen",
         grid=grid()),
     Row("BBN", "bbn", {}, ML1M["BBN"],
-        note="bilateral user branches (shared f, heads h_m/h_r), MLP item tower, reversed sampler "
+        note="bilateral user branches (shared f, heads h_m/h_r), one MLP item tower per branch "
+             "(BBN's separate classifiers; item_side='mlp' shares one), reversed sampler "
              "(p ∝ 1/n_i) for the second branch, α_t = 1 − (t/T)², both branches at serving",
         grid=grid()),
     Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"],
-        note=f"mem/gen experts (1 + 1, one layer of 64) with a log-frequency gate, bilateral "
+        note=f"mem/gen experts (1 + 1) with a log-frequency gate, each expert the backbone's "
+             f"depth with widths matched to the item tower's parameters (§3.3; Appendix B.3's "
+             f"one layer of 64 is expert_sizes=(64,), see the notes), bilateral "
              f"users, Ω_r regulariser, γ = {GAMMA} (a reduced validation search did not "
              "separate γ ≥ 1.5; see common.py), main-branch serving",
         grid=CDN_GRID),

@@ -16,15 +16,19 @@ ROWS = (
     Row("Two-tower", "two_tower", {}, ML1M["Two-tower"], note="the backbone",
         grid=grid()),
     Row("BDN", "bdn", {}, ML1M["BDN"],
-        note="CDN with both branches weighted 0.5 in training (α fixed) and at serving",
+        note="CDN with both branches weighted 0.5 in training (α fixed) and at serving; experts "
+             "sized to the item tower's budget as CDN's",
         grid=grid()),
     Row("UDN", "udn", {"gamma": GAMMA}, ML1M["UDN"],
         note="user-side decoupling only: bilateral users + γ-adapter + Ω_r, MLP item tower",
         grid=grid(gamma=GAMMA_GRID)),
     Row("IDN", "idn", {}, ML1M["IDN"],
-        note="item-side decoupling only: mem/gen experts with the frequency gate, one user tower",
+        note="item-side decoupling only: mem/gen experts with the frequency gate (sized to the "
+             "item tower's budget as CDN's), one user tower",
         grid=grid(n_mem=EXPERTS_GRID, n_gen=EXPERTS_GRID)),
-    Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"], note=f"γ = {GAMMA}",
+    Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"],
+        note=f"γ = {GAMMA}; 1 + 1 experts sized to the item tower's budget (§3.3, not B.3's "
+             "one layer of 64)",
         grid=CDN_GRID),
 )
 
