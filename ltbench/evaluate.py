@@ -1,9 +1,12 @@
 """Leave-one-out ranking metrics: full ranking over the catalogue and sampled negatives.
 
 Every test example is a (user, target item) pair. The rank of the target is the number of
-candidates scored strictly higher, so ties never count against it. A NaN score counts
-against the target, so that a diverged model cannot look good. The per-example metrics are
-fractions; `metrics_from_ranks` reports per-seed means in percent.
+candidates scored strictly higher (`target_rank`). A NaN score counts against the target,
+so that a diverged model cannot look good. Candidates scored exactly like the target
+(`tied_count`) are broken at random in expectation by the evaluation pipeline
+(`metrics_from_ranks(..., ties_SxU)`): a collapsed model that scores every item alike gets
+the chance level, not a perfect score. The per-example metrics are fractions;
+`metrics_from_ranks` reports per-seed means in percent.
 """
 
 from __future__ import annotations
@@ -98,6 +101,20 @@ def ndcg(rank, k):
   return jnp.where(rank < k, gain, 0.0).astype(jnp.float32)
 
 
+def tied_count(scores, target, exclude=None):
+  """Number of other non-excluded items scored exactly like each example's target (NaN is
+  never tied). Same arguments as `target_rank`; int32 [B]."""
+  scores_BxI = jnp.asarray(scores)
+  target_B = jnp.asarray(target)
+  num_items = scores_BxI.shape[-1]
+  target_score_Bx1 = jnp.take_along_axis(scores_BxI, target_B[:, None], axis=-1)
+  tied_BxI = scores_BxI == target_score_Bx1
+  tied_BxI = tied_BxI & ~(jnp.arange(num_items)[None, :] == target_B[:, None])
+  if exclude is not None:
+    tied_BxI = tied_BxI & ~jnp.asarray(exclude)
+  return jnp.sum(tied_BxI, axis=-1, dtype=jnp.int32)
+
+
 def sampled_target_rank(target_score_B, negative_scores_BxN):
   """0-based rank of the target among sampled negatives (e.g. 1 target + 99 negatives).
 
@@ -157,8 +174,11 @@ def exclusion_mask(indptr, indices, rows, num_items):
 
 @jax.jit
 def _rank_full_chunk(user_SxCxD, item_SxIxD, target_C, exclude_CxI):
+  """(ranks_SxC, ties_SxC)."""
   scores_SxCxI = jnp.einsum("scd,sid->sci", user_SxCxD, item_SxIxD)
-  return jax.vmap(target_rank, in_axes=(0, None, None))(scores_SxCxI, target_C, exclude_CxI)
+  rank = jax.vmap(target_rank, in_axes=(0, None, None))(scores_SxCxI, target_C, exclude_CxI)
+  ties = jax.vmap(tied_count, in_axes=(0, None, None))(scores_SxCxI, target_C, exclude_CxI)
+  return rank, ties
 
 
 @jax.jit
@@ -167,7 +187,8 @@ def _rank_sampled_chunk(user_SxCxD, item_SxIxD, target_C, negatives_CxN):
   negative_item_SxCxNxD = item_SxIxD[:, negatives_CxN]
   target_score_SxC = jnp.einsum("scd,scd->sc", user_SxCxD, target_item_SxCxD)
   negative_scores_SxCxN = jnp.einsum("scd,scnd->scn", user_SxCxD, negative_item_SxCxNxD)
-  return jax.vmap(sampled_target_rank)(target_score_SxC, negative_scores_SxCxN)
+  ties_SxC = jnp.sum(negative_scores_SxCxN == target_score_SxC[..., None], -1, dtype=jnp.int32)
+  return jax.vmap(sampled_target_rank)(target_score_SxC, negative_scores_SxCxN), ties_SxC
 
 
 def _pad_axis(array, axis, size):
@@ -192,7 +213,8 @@ def _chunk_bounds(num_examples, chunk_size):
   return chunk, [(s, min(s + chunk, num_examples)) for s in range(0, num_examples, chunk)]
 
 
-def rank_full(user_SxUxD, item_SxIxD, target_U, exclude=None, chunk_size=1024):
+def rank_full(user_SxUxD, item_SxIxD, target_U, exclude=None, chunk_size=1024,
+              with_ties=False):
   """Full-ranking protocol: rank each target among the whole catalogue, for S models.
 
   Examples are scored in chunks of chunk_size by one jitted function (the last chunk is
@@ -207,7 +229,8 @@ def rank_full(user_SxUxD, item_SxIxD, target_U, exclude=None, chunk_size=1024):
     chunk_size: examples scored per jitted call; a chunk is never longer than U.
 
   Returns:
-    numpy int32 [S, U] 0-based target ranks (see `target_rank`).
+    numpy int32 [S, U] 0-based target ranks (see `target_rank`); with `with_ties`, the
+    pair (ranks, ties) where ties counts the candidates scored exactly like the target.
   """
   user_SxUxD = np.asarray(user_SxUxD)
   item_SxIxD = jnp.asarray(item_SxIxD)
@@ -232,14 +255,22 @@ def rank_full(user_SxUxD, item_SxIxD, target_U, exclude=None, chunk_size=1024):
       exclude_CxI = _pad_axis(exclusion_mask(indptr, indices, users_U[start:stop], num_items),
                               0, chunk)
     # Dispatch is asynchronous: the next chunk's mask is built while this one runs.
-    ranks_SxC = _rank_full_chunk(user_SxCxD, item_SxIxD, target_C, exclude_CxI)
-    ranks.append(ranks_SxC[:, :stop - start])
-  if not ranks:
-    return np.zeros((seeds, 0), np.int32)
-  return np.concatenate([np.asarray(r) for r in ranks], axis=1).astype(np.int32)
+    ranks.append(_rank_full_chunk(user_SxCxD, item_SxIxD, target_C, exclude_CxI))
+  return _gather_ranks(ranks, seeds, num_examples, chunk, with_ties)
 
 
-def rank_sampled(user_SxUxD, item_SxIxD, target_U, negatives_UxN, chunk_size=1024):
+def _gather_ranks(chunks, seeds, num_examples, chunk, with_ties):
+  """Concatenate per-chunk (ranks, ties) into [S, U] arrays, dropping the padding."""
+  if not chunks:
+    empty = np.zeros((seeds, 0), np.int32)
+    return (empty, empty) if with_ties else empty
+  ranks_SxU, ties_SxU = (np.concatenate([np.asarray(c[i]) for c in chunks], axis=1)
+                         [:, :num_examples].astype(np.int32) for i in (0, 1))
+  return (ranks_SxU, ties_SxU) if with_ties else ranks_SxU
+
+
+def rank_sampled(user_SxUxD, item_SxIxD, target_U, negatives_UxN, chunk_size=1024,
+                 with_ties=False):
   """Sampled protocol: rank each target among its own sampled negatives, for S models.
 
   Args:
@@ -250,7 +281,8 @@ def rank_sampled(user_SxUxD, item_SxIxD, target_U, negatives_UxN, chunk_size=102
     chunk_size: examples scored per jitted call; a chunk is never longer than U.
 
   Returns:
-    numpy int32 [S, U] 0-based target ranks (see `sampled_target_rank`).
+    numpy int32 [S, U] 0-based target ranks (see `sampled_target_rank`); with `with_ties`,
+    (ranks, ties) as in `rank_full`.
   """
   user_SxUxD = np.asarray(user_SxUxD)
   item_SxIxD = jnp.asarray(item_SxIxD)
@@ -269,14 +301,11 @@ def rank_sampled(user_SxUxD, item_SxIxD, target_U, negatives_UxN, chunk_size=102
     user_SxCxD = _pad_axis(user_SxUxD[:, start:stop], 1, chunk)
     target_C = _pad_axis(target_U[start:stop], 0, chunk)
     negatives_CxN = _pad_axis(negatives_UxN[start:stop], 0, chunk)
-    ranks_SxC = _rank_sampled_chunk(user_SxCxD, item_SxIxD, target_C, negatives_CxN)
-    ranks.append(ranks_SxC[:, :stop - start])
-  if not ranks:
-    return np.zeros((seeds, 0), np.int32)
-  return np.concatenate([np.asarray(r) for r in ranks], axis=1).astype(np.int32)
+    ranks.append(_rank_sampled_chunk(user_SxCxD, item_SxIxD, target_C, negatives_CxN))
+  return _gather_ranks(ranks, seeds, num_examples, chunk, with_ties)
 
 
-def metrics_from_ranks(ranks_SxU, ks, slices):
+def metrics_from_ranks(ranks_SxU, ks, slices, ties_SxU=None):
   """Per-seed HR@k and NDCG@k, in percent, on each slice of the evaluation examples.
 
   Args:
@@ -284,6 +313,9 @@ def metrics_from_ranks(ranks_SxU, ks, slices):
     ks: sequence of positive int cutoffs.
     slices: dict name -> numpy bool [U] selecting the examples of that slice
       (e.g. 'overall', 'head', 'tail').
+    ties_SxU: optional int, candidates scored exactly like the target. The target's
+      position is then uniform on rank..rank+ties (ties broken at random) and the metrics
+      are their expectations: HR@k = P(position < k), NDCG@k = E[1/log2(position + 2)].
 
   Returns:
     dict (slice_name, f"HR@{k}" or f"NDCG@{k}") -> numpy float64 [S] per-seed mean x 100;
@@ -295,6 +327,9 @@ def metrics_from_ranks(ranks_SxU, ks, slices):
   ks = [int(k) for k in ks]
   for k in ks:
     _expect_k(k)
+  if ties_SxU is not None:
+    ties_SxU = np.asarray(ties_SxU)
+    _expect_shape("ties_SxU", ties_SxU, (seeds, num_examples))
   results = {}
   for name, mask in slices.items():
     mask_U = np.asarray(mask)
@@ -307,6 +342,14 @@ def metrics_from_ranks(ranks_SxU, ks, slices):
         # Explicit NaN: np.mean of an empty slice would warn.
         hr_S = np.full(seeds, np.nan)
         ndcg_S = np.full(seeds, np.nan)
+      elif ties_SxU is not None:
+        # Position uniform on [r, r + t]: sum the discounts of the positions below k.
+        discount_cum = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
+        r = ranks_SxU[:, mask_U].astype(np.int64)
+        n = ties_SxU[:, mask_U].astype(np.int64) + 1
+        lo, hi = np.minimum(r, k), np.minimum(r + n, k)
+        hr_S = 100.0 * ((hi - lo) / n).mean(axis=1)
+        ndcg_S = 100.0 * ((discount_cum[hi] - discount_cum[lo]) / n).mean(axis=1)
       else:
         hit_SxM = ranks_SxM < k
         hr_S = 100.0 * hit_SxM.mean(axis=1)

@@ -241,3 +241,42 @@ def test_chance_metrics_match_enumerating_every_rank():
     assert np.isnan(got[("none", f"HR@{k}")])
   with pytest.raises(ValueError, match="num_candidates_U"):
     evaluate.chance_metrics(np.array([0, 4]), (5,), {"overall": np.ones(2, bool)})
+
+
+def test_tied_count_counts_equal_non_excluded_others():
+  scores = jnp.array([[1.0, 2.0, 1.0, 1.0, jnp.nan]])
+  exclude = jnp.array([[False, False, False, True, False]])
+  np.testing.assert_array_equal(evaluate.tied_count(scores, jnp.array([0])), [2])
+  np.testing.assert_array_equal(evaluate.tied_count(scores, jnp.array([0]), exclude), [1])
+  np.testing.assert_array_equal(evaluate.tied_count(scores, jnp.array([4])), [0])
+
+
+def test_ties_are_broken_at_random_in_expectation():
+  # Target at rank 0 tied with one other item: position 0 or 1 with probability 1/2 each.
+  m = evaluate.metrics_from_ranks(np.array([[0]]), [1, 2], {"all": np.array([True])},
+                                  ties_SxU=np.array([[1]]))
+  assert m[("all", "HR@1")][0] == pytest.approx(50.0)
+  assert m[("all", "NDCG@1")][0] == pytest.approx(50.0)
+  assert m[("all", "HR@2")][0] == pytest.approx(100.0)
+  assert m[("all", "NDCG@2")][0] == pytest.approx(50.0 * (1.0 + 1.0 / np.log2(3.0)))
+  # Without ties the metrics are unchanged.
+  ranks = np.array([[0, 3, 7]])
+  slices = {"all": np.ones(3, bool)}
+  tied = evaluate.metrics_from_ranks(ranks, [5], slices, np.zeros_like(ranks))
+  plain = evaluate.metrics_from_ranks(ranks, [5], slices)
+  for key, value in plain.items():
+    np.testing.assert_allclose(tied[key], value, rtol=1e-12)
+
+
+def test_a_model_scoring_every_item_alike_gets_the_chance_level():
+  num_items, k = 40, 5
+  user_SxUxD = np.zeros((1, 6, 4), np.float32)
+  item_SxIxD = np.ones((1, num_items, 4), np.float32)
+  target_U = np.arange(6)
+  ranks, ties = evaluate.rank_full(user_SxUxD, item_SxIxD, target_U, with_ties=True)
+  np.testing.assert_array_equal(ranks, 0)  # "strictly higher": nothing beats the target
+  slices = {"all": np.ones(6, bool)}
+  got = evaluate.metrics_from_ranks(ranks, [k], slices, ties)
+  want = evaluate.chance_metrics(np.full(6, num_items), [k], slices)
+  assert got[("all", "HR@5")][0] == pytest.approx(want[("all", "HR@5")])
+  assert got[("all", "NDCG@5")][0] == pytest.approx(want[("all", "NDCG@5")])

@@ -197,9 +197,11 @@ def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", 
     else:
       users, targets = bundle.test_user, bundle.test_item
     indptr, indices = bundle.seen_csr(include_valid=(split == "test"))
-    ranks_SxU = evaluate.rank_full(user_SxUxD[:, jnp.asarray(users)], item_SxIxD, targets,
-                                   exclude=(indptr, indices, users), chunk_size=chunk_size)
-    metrics = evaluate.metrics_from_ranks(ranks_SxU, ks, target_slices(bundle, targets))
+    ranks_SxU, ties_SxU = evaluate.rank_full(
+        user_SxUxD[:, jnp.asarray(users)], item_SxIxD, targets,
+        exclude=(indptr, indices, users), chunk_size=chunk_size, with_ties=True)
+    metrics = evaluate.metrics_from_ranks(ranks_SxU, ks, target_slices(bundle, targets),
+                                          ties_SxU)
     out[split] = {f"{s}/{m}": v for (s, m), v in metrics.items()}
   return out
 
