@@ -1,12 +1,15 @@
-"""Public check functions named by the paper issues: MIRec's omega_k (#9). Oracles:
-hand-worked cases and numpy counts."""
+"""Public check functions named by the paper issues: MIRec's omega_k (#9), IDW's kde_density
+and update_weights (#10). Oracles: hand-worked cases, numpy counts and
+scipy.stats.gaussian_kde."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from ltbench.data.samplers import omega_k, omega_k_mask, omega_r_size
+from ltbench.methods.idw import kde_density, update_weights
 
 # ---------------------------------------------------------------- MIRec Ω(k), Eq. 8
 
@@ -78,3 +81,94 @@ def test_omega_k_rejects_bad_input(items, k, match):
 def test_omega_k_empty_and_zero():
   assert omega_k(np.zeros(0, np.int32), 3, jax.random.key(0)).shape == (0,)
   assert omega_k(np.array([4, 4]), 0, jax.random.key(0)).shape == (0,)
+
+
+# ---------------------------------------------------------------- IDW KDE, Eq. 7
+
+
+def _kde_case(d, n, seed):
+  rng = np.random.default_rng(seed)
+  mix = np.eye(d) + 0.3 * rng.normal(size=(d, d))  # correlated, well-conditioned
+  x = (rng.normal(size=(n, d)) @ mix + 2.0).astype(np.float32)
+  q = np.concatenate([x[:15] + 0.1 * rng.normal(size=(15, d)),
+                      rng.normal(size=(15, d)) @ mix + 2.0]).astype(np.float32)
+  w = rng.uniform(0.1, 3.0, size=n).astype(np.float32)
+  return x, q, w
+
+
+@pytest.mark.parametrize("d, n", [(1, 50), (2, 300), (16, 300)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kde_density_matches_scipy(d, n, weighted):
+  x, q, w = _kde_case(d, n, seed=d + n)
+  weights = w if weighted else None
+  want = stats.gaussian_kde(x.T.astype(np.float64), weights=weights)(q.T.astype(np.float64))
+  got = kde_density(x, q, weights)
+  assert got.shape == (len(q),) and got.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_kde_density_weights_keyword_and_scale_free():
+  x, q, w = _kde_case(2, 300, seed=0)  # the shapes of a scipy case: compiled already
+  np.testing.assert_allclose(kde_density(x, q, weights_N=w), kde_density(x, q, 7.0 * w),
+                             rtol=1e-5)
+  # Uniform weights are the unweighted estimate (n_eff = N).
+  np.testing.assert_allclose(kde_density(x, q, np.ones(300, np.float32)), kde_density(x, q),
+                             rtol=1e-5)
+
+
+def test_kde_density_chunks_over_queries(monkeypatch):
+  from ltbench.methods import idw
+  x, q, w = _kde_case(3, 64, seed=1)
+  whole = kde_density(x, q, w)
+  monkeypatch.setattr(idw, "_CHUNK_PAIRS", 64 * 7)  # 7 queries per chunk, 30 = 4·7 + 2
+  chunked = jax.jit(idw.kde_density.__wrapped__)(x, q, w)
+  np.testing.assert_allclose(chunked, whole, rtol=1e-6)
+
+
+@pytest.mark.parametrize("points, queries, weights, match", [
+    (np.zeros((5,), np.float32), np.zeros((2, 1), np.float32), None, "points_NxD"),
+    (np.zeros((3, 3), np.float32), np.zeros((2, 3), np.float32), None, "points_NxD"),
+    (np.zeros((9, 2), np.float32), np.zeros((2, 3), np.float32), None, "queries_MxD"),
+    (np.zeros((9, 2), np.float32), np.zeros((2, 2), np.float32), np.ones(8), "weights_N")])
+def test_kde_density_rejects_bad_shapes(points, queries, weights, match):
+  with pytest.raises(ValueError, match=match):
+    kde_density(points, queries, weights)
+
+
+# ---------------------------------------------------------------- IDW Eqs. 8-9
+
+
+def test_update_weights_by_hand():
+  # Eq. 8: p' = (p - 1) / (5 - 1) = [1, 0.5, 0, 0.25]; h = [0, 0.5, 1, 0.75], Σh = 2.25.
+  w = np.array([0.4, 0.3, 0.2, 0.1], np.float32)
+  density = np.array([5.0, 3.0, 1.0, 2.0], np.float32)
+  target = np.array([0.0, 0.5, 1.0, 0.75]) / 2.25
+  np.testing.assert_allclose(update_weights(w, density, 0.8), 0.8 * w + 0.2 * target,
+                             rtol=1e-6)  # Eq. 9
+  np.testing.assert_allclose(update_weights(w, density, 0.0), target, rtol=1e-6)
+  np.testing.assert_array_equal(update_weights(w, density, 1.0), w)
+  assert float(update_weights(w, density, 0.8).sum()) == pytest.approx(1.0)
+
+
+def test_update_weights_scale_free_and_constant_density():
+  rng = np.random.default_rng(0)
+  w = rng.dirichlet(np.ones(20)).astype(np.float32)
+  p = rng.uniform(size=20).astype(np.float32)
+  # Eq. 8 is invariant to a positive affine map of the density (Eq. 7's 1/ℓ, KDE norms).
+  np.testing.assert_allclose(update_weights(w, p, 0.9), update_weights(w, 3.0 * p + 2.0, 0.9),
+                             rtol=1e-5)
+  # max = min: p' = 0 everywhere, the target is uniform.
+  np.testing.assert_allclose(update_weights(w, np.full(20, 0.3, np.float32), 0.5),
+                             0.5 * w + 0.5 / 20, rtol=1e-6)
+  np.testing.assert_allclose(update_weights(np.ones(1), np.ones(1), 0.5), [1.0])
+
+
+def test_update_weights_traced_momentum_and_bad_input():
+  w, p = np.array([0.5, 0.5], np.float32), np.array([1.0, 2.0], np.float32)
+  np.testing.assert_allclose(jax.jit(update_weights)(w, p, 0.5), [0.75, 0.25])
+  with pytest.raises(ValueError, match="momentum"):
+    update_weights(w, p, 1.5)
+  with pytest.raises(ValueError, match="density"):
+    update_weights(w, p[:1], 0.5)
+  with pytest.raises(ValueError, match="w must"):
+    update_weights(w[None, :], p, 0.5)
