@@ -1,6 +1,6 @@
 """Public check functions named by the paper issues: MIRec's omega_k (#9), IDW's kde_density
-and update_weights (#10). Oracles: hand-worked cases, numpy counts and
-scipy.stats.gaussian_kde."""
+and update_weights (#10), SSL's correlated_feature_mask (#12). Oracles: hand-worked cases,
+numpy counts and scipy.stats.gaussian_kde."""
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +10,7 @@ from scipy import stats
 
 from ltbench.data.samplers import omega_k, omega_k_mask, omega_r_size
 from ltbench.methods.idw import kde_density, update_weights
+from ltbench.methods.ssl import correlated_feature_mask
 
 # ---------------------------------------------------------------- MIRec Ω(k), Eq. 8
 
@@ -172,3 +173,57 @@ def test_update_weights_traced_momentum_and_bad_input():
     update_weights(w, p[:1], 0.5)
   with pytest.raises(ValueError, match="w must"):
     update_weights(w[None, :], p, 0.5)
+
+
+# ---------------------------------------------------------------- SSL CFM, §3
+
+_MI = np.array([[9.0, 0.2, 0.5, 0.5, 0.1],
+                [0.2, 9.0, 0.3, 0.3, 0.0],
+                [0.5, 0.3, 9.0, 0.7, 0.0],
+                [0.5, 0.3, 0.7, 9.0, 0.0],
+                [0.1, 0.0, 0.0, 0.0, 9.0]], np.float32)
+
+
+@pytest.mark.parametrize("seed, n, want", [
+    (0, 0, [0]),
+    (0, 1, [0, 2]),        # 2 and 3 tie at 0.5: the lower index wins
+    (0, 2, [0, 2, 3]),
+    (0, 3, [0, 1, 2, 3]),
+    (2, 1, [2, 3]),        # the diagonal (9.0) never competes
+    (4, 1, [0, 4]),
+    (4, 2, [0, 1, 4]),     # 1, 2, 3 tie at 0.0
+    (4, 4, [0, 1, 2, 3, 4]),
+    (4, 99, [0, 1, 2, 3, 4]),  # n >= F - 1: everything
+    (4, 10**12, [0, 1, 2, 3, 4]),
+])
+def test_correlated_feature_mask_by_hand(seed, n, want):
+  mask = correlated_feature_mask(_MI, seed, n)
+  assert mask.shape == (5,) and mask.dtype == jnp.bool_
+  np.testing.assert_array_equal(np.flatnonzero(mask), want)
+
+
+def test_correlated_feature_mask_matches_sort_and_jits():
+  rng = np.random.default_rng(0)
+  a = rng.integers(0, 4, size=(12, 12)).astype(np.float32)  # many ties
+  mi = a + a.T
+  for seed in range(12):
+    for n in (0, 3, 7):
+      others = [j for j in range(12) if j != seed]
+      best = sorted(others, key=lambda j: (-mi[seed, j], j))[:n]
+      np.testing.assert_array_equal(np.flatnonzero(correlated_feature_mask(mi, seed, n)),
+                                    sorted(best + [seed]))
+  jitted = jax.jit(correlated_feature_mask)(mi, jnp.int32(5), jnp.int32(3))
+  np.testing.assert_array_equal(jitted, correlated_feature_mask(mi, 5, 3))
+  seeds_S = jnp.arange(12)
+  per_seed = jax.vmap(correlated_feature_mask, in_axes=(None, 0, None))(mi, seeds_S, 3)
+  np.testing.assert_array_equal(per_seed.sum(axis=1), 4)
+
+
+@pytest.mark.parametrize("mi, seed, n, match", [
+    (_MI[0], 0, 1, "mi_FxF"), (_MI[:, :3], 0, 1, "mi_FxF"),
+    (np.where(np.eye(5) > 0, np.nan, _MI), 0, 1, "mi_FxF"),
+    (_MI, 5, 1, "seed"), (_MI, -1, 1, "seed"), (_MI, 1.0, 1, "seed"),
+    (_MI, 0, -1, "n"), (_MI, 0, 2.5, "n"), (_MI, 0, True, "n")])
+def test_correlated_feature_mask_rejects_bad_input(mi, seed, n, match):
+  with pytest.raises(ValueError, match=match):
+    correlated_feature_mask(mi, seed, n)
