@@ -112,6 +112,7 @@ def test_kde_density_weights_keyword_and_scale_free():
   x, q, w = _kde_case(2, 300, seed=0)  # the shapes of a scipy case: compiled already
   np.testing.assert_allclose(kde_density(x, q, weights_N=w), kde_density(x, q, 7.0 * w),
                              rtol=1e-5)
+  np.testing.assert_allclose(kde_density(x.tolist(), q, list(w)), kde_density(x, q, w), rtol=1e-6)
   # Uniform weights are the unweighted estimate (n_eff = N).
   np.testing.assert_allclose(kde_density(x, q, np.ones(300, np.float32)), kde_density(x, q),
                              rtol=1e-5)
@@ -122,7 +123,7 @@ def test_kde_density_chunks_over_queries(monkeypatch):
   x, q, w = _kde_case(3, 64, seed=1)
   whole = kde_density(x, q, w)
   monkeypatch.setattr(idw, "_CHUNK_PAIRS", 64 * 7)  # 7 queries per chunk, 30 = 4·7 + 2
-  chunked = jax.jit(idw.kde_density.__wrapped__)(x, q, w)
+  chunked = jax.jit(idw._kde_density.__wrapped__)(x, q, w)
   np.testing.assert_allclose(chunked, whole, rtol=1e-6)
 
 

@@ -22,7 +22,6 @@ _CHUNK_PAIRS = 1 << 24  # query-point pairs per chunk: a [C, N] float32 block of
 _HI = jax.lax.Precision.HIGHEST  # no reduced-precision matmuls on GPU/TPU (1e-4 budget)
 
 
-@jax.jit
 def kde_density(points_NxD, queries_MxD, weights_N=None) -> jax.Array:
   """Gaussian KDE of `points` evaluated at `queries`, as scipy.stats.gaussian_kde does it.
 
@@ -37,7 +36,8 @@ def kde_density(points_NxD, queries_MxD, weights_N=None) -> jax.Array:
   before the final exp. Queries run in chunks of about 2^24 / N when M·N is larger than
   that. Against scipy (float64) the relative error in float32 is about |log density| ×
   √cond(Σ̂) × 1e-7: ≤ 1e-4 for queries among the data in up to 16 dimensions; far-tail
-  densities below ~1e-38 underflow to 0 in float32.
+  densities below ~1e-38 underflow to 0 in float32. Inputs may be arrays or nested
+  lists; the work is one jitted program per shape, and the function vmaps.
 
   Args:
     points_NxD: float [N, D], the data (e.g. item embeddings); N > D.
@@ -57,6 +57,13 @@ def kde_density(points_NxD, queries_MxD, weights_N=None) -> jax.Array:
     Mehta et al., Density Weighting for Multi-Interest Personalized Recommendation, 2023,
     §3.3, Eq. 7; Scott, Multivariate Density Estimation, 1992.
   """
+  points_NxD, queries_MxD = jnp.asarray(points_NxD), jnp.asarray(queries_MxD)
+  weights_N = None if weights_N is None else jnp.asarray(weights_N)
+  return _kde_density(points_NxD, queries_MxD, weights_N)
+
+
+@jax.jit
+def _kde_density(points_NxD, queries_MxD, weights_N):
   if points_NxD.ndim != 2:
     raise ValueError(f"points_NxD must be 2-D [N, D], got shape {tuple(points_NxD.shape)}")
   n, d = points_NxD.shape
