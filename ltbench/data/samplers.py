@@ -70,3 +70,66 @@ def omega_r(key, data, cap: int, size: int) -> jax.Array:
   pos = jnp.arange(n) - data["item_start"][item_sorted]
   keep = pos < jnp.minimum(data["item_counts"][item_sorted], cap)
   return order[jnp.nonzero(keep, size=size)[0]]
+
+
+@jax.jit
+def omega_k_mask(items_N, k, key) -> jax.Array:
+  """Boolean [N] form of Ω(k) (MIRec Eq. 8): True for the examples omega_k keeps.
+
+  Fixed shape, so it is jittable and vmappable (e.g. over keys); `k` may be traced. The
+  draw is the one omega_k makes: omega_k(items, k, key) == jnp.nonzero(omega_k_mask(...)).
+  """
+  n = items_N.shape[0]
+  # A uniform permutation, then a stable sort by item: examples grouped by item, in a
+  # uniformly random order within each item, so each item's first min(count, k) are a
+  # uniform draw without replacement.
+  perm_N = jax.random.permutation(key, n)
+  order_N = perm_N[jnp.argsort(items_N[perm_N], stable=True)]
+  item_sorted_N = items_N[order_N]
+  pos_N = jnp.arange(n) - jnp.searchsorted(item_sorted_N, item_sorted_N, side="left")
+  return jnp.zeros(n, bool).at[order_N].set(pos_N < k)
+
+
+def omega_k(items, k, key) -> jax.Array:
+  """Ω(k) of MIRec (Eq. 8): at most k training examples per item, drawn uniformly.
+
+  Every item with more than k examples (a head item, I_h(k)) keeps k of them, drawn
+  uniformly without replacement; every other item keeps all of its examples. So per item
+  the kept count is min(count, k). It is Ω_r's construction (omega_r, CDN) with cap = k,
+  but over raw item ids and drawn from a permutation, so the draw is exactly uniform (no
+  ties between random floats).
+
+  The number kept depends on the data, so omega_k is not jittable: it makes one jitted
+  device call (omega_k_mask, the fixed-shape and jittable form of the same draw) and
+  takes the nonzero indices on the host.
+
+  Args:
+    items: int [N], the item id of each training example (any integer ids, not
+      necessarily 0..I-1 or sorted).
+    k: int >= 0, the per-item cap (MIRec: the smallest training count among head items).
+    key: a JAX PRNG key (typed or raw uint32); the same key gives the same draw.
+
+  Returns:
+    The indices into `items` of the kept examples, sorted ascending, unique, as a JAX int
+    array of the default integer dtype (int32 unless jax_enable_x64). Its length is
+    Σ_i min(count_i, k) (= omega_r_size(counts, k)).
+
+  Example:
+    >>> idx = omega_k(jnp.array([7, 7, 7, 2]), 2, jax.random.key(0))
+    >>> len(idx)  # two of item 7's three examples and item 2's only one
+    3
+
+  References:
+    Zhang et al., A Model of Two Tales: Dual Transfer Learning Framework for Improved
+    Long-tail Item Recommendation, WWW 2021, §3.2, Eq. 8.
+  """
+  items_N = jnp.asarray(items)
+  if items_N.ndim != 1 or not jnp.issubdtype(items_N.dtype, jnp.integer):
+    raise ValueError(f"items must be a 1-D integer array of item ids, got shape "
+                     f"{tuple(items_N.shape)} and dtype {items_N.dtype}")
+  if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+    raise ValueError(f"k must be an integer >= 0, got {k!r}")
+  keep_N = omega_k_mask(items_N, min(int(k), items_N.shape[0]), key)
+  # Host-side nonzero: the device one would compile once per output size.
+  idx = np.flatnonzero(np.asarray(keep_N))  # Eq. 8
+  return jnp.asarray(idx.astype(jax.dtypes.canonicalize_dtype(np.int64)))
