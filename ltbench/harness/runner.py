@@ -70,15 +70,16 @@ class TrialStore:
   def __init__(self, path: pathlib.Path):
     self.path = pathlib.Path(path)
 
-  def load(self, report: bool = True) -> list[dict]:
-    return store.read_trials(self.path, report=report)[0]
+  def load(self, warn: bool = True) -> list[dict]:
+    """The trial records; bad lines and duplicates are reported on stderr when `warn`."""
+    return store.read_trials(self.path, report=warn)[0]
 
   def append(self, record: dict) -> None:
     self.path.parent.mkdir(parents=True, exist_ok=True)
     store.append_line(self.path, record)
 
 
-def reuse_trials(out_root: pathlib.Path, store: TrialStore, row_name: str, key: str,
+def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key: str,
                  seeds: list[int]) -> list[int]:
   """Copies finished trials of the same configuration (same config key: method, options,
   training, model, data and protocol) from other specs' stores under out_root, so a row
@@ -87,13 +88,13 @@ def reuse_trials(out_root: pathlib.Path, store: TrialStore, row_name: str, key: 
     return []
   found: dict[int, dict] = {}
   for path in sorted(out_root.glob("**/trials.jsonl")):
-    if path.resolve() == store.path.resolve():
+    if path.resolve() == target.path.resolve():
       continue
-    for t in TrialStore(path).load(report=False):
+    for t in TrialStore(path).load(warn=False):
       if t["config"] == key and t["status"] == "ok" and t["seed"] in seeds:
         found.setdefault(t["seed"], {**t, "reused_from": f"{t['spec']}:{t['row']}"})
   for seed in sorted(found):
-    store.append({**found[seed], "row": row_name})
+    target.append({**found[seed], "row": row_name})
   return sorted(found)
 
 
@@ -278,15 +279,15 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
   data = bundle.device_arrays()
   env = environment()
   t_run = time.time()
-  on_disk = trials_store.load()
   keys = {r.name: config_key(spec, r, bundle) for r in spec.rows}
-  todo = [r.name for r in selected if any(
-      not any(t["row"] == r.name and t["config"] == keys[r.name] and t["status"] == "ok"
-              and t["seed"] == s for t in on_disk) for s in seeds)]
-  row_times: list[float] = []
+  finished = {(t["row"], t["config"], t["seed"]) for t in trials_store.load()
+              if t["status"] == "ok"}
+  # Rows with something to train, for the spec's ETA (trials reused from other specs aside).
+  todo = [r.name for r in selected if any((r.name, keys[r.name], s) not in finished
+                                          for s in seeds)]
   for r_idx, row in enumerate(selected, 1):
     key = keys[row.name]
-    done = {t["seed"] for t in trials_store.load(report=False)
+    done = {t["seed"] for t in trials_store.load(warn=False)
             if t["row"] == row.name and t["config"] == key and t["status"] == "ok"}
     pending = [s for s in seeds if s not in done]
     reused = reuse_trials(out_root, trials_store, row.name, key, pending)
@@ -314,8 +315,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
              f"row{'s' if rows_after > 1 else ''})"
 
     run_row(spec, row, bundle, data, pending, key, trials_store, out_dir, env, spec_eta)
-    row_times.append(time.time() - t_row)
-  trials = trials_store.load(report=False)  # problems were reported at the start
+  trials = trials_store.load(warn=False)  # problems were reported at the start
   stale = sum(1 for t in trials if t["row"] in keys and keys[t["row"]] != t["config"])
   if stale:
     print(f"[ltbench] ignoring {stale} trial(s) in {trials_store.path} run with another "
@@ -423,7 +423,7 @@ def result_folders(spec: TableSpec, out_root: pathlib.Path) -> list[tuple[str, s
 
 def load_table(spec: TableSpec, out_dir: pathlib.Path) -> report.Table:
   """The table of the trials on disk, for the configuration of the last run of this spec."""
-  from ltbench.errors import SpecError
+  from ltbench.errors import ResultsError, SpecError
   run_file = out_dir / "run.json"
   command = f"ltbench run {spec.id}{' --quick' if spec.is_quick else ''}"
   if not run_file.exists():
@@ -442,8 +442,8 @@ def load_table(spec: TableSpec, out_dir: pathlib.Path) -> report.Table:
                         "trials are kept and are not retrained.")
   keys = run.get("config_keys")
   if not isinstance(keys, dict):
-    raise store.ResultsError(f"{run_file} has no config_keys. Rerun `{command}` with the same "
-                             "flags to rewrite it: finished trials are kept and not retrained.")
+    raise ResultsError(f"{run_file} has no config_keys. Rerun `{command}` with the same "
+                       "flags to rewrite it: finished trials are kept and not retrained.")
   trials = [t for t in TrialStore(out_dir / store.TRIALS_NAME).load()
             if keys.get(t["row"]) == t["config"]]
   return report.build_table(spec, trials)

@@ -64,6 +64,7 @@ def folder_lock(folder: os.PathLike, option: str = "--out") -> Iterator[pathlib.
   lock is removed on exit, including on exceptions and Ctrl-C.
   """
   folder = pathlib.Path(folder)
+  created = not folder.exists()
   try:
     folder.mkdir(parents=True, exist_ok=True)
   except OSError as e:
@@ -132,6 +133,9 @@ def folder_lock(folder: os.PathLike, option: str = "--out") -> Iterator[pathlib.
     holder = _read_holder(lock)
     if holder is not None and holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
       lock.unlink(missing_ok=True)
+    if created:  # a run that stopped before writing anything leaves no empty folder behind
+      with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 # -- appending ---------------------------------------------------------------------------
@@ -159,9 +163,12 @@ def append_line(path: os.PathLike, record: dict[str, Any]) -> None:
 
 
 def check_appendable(path: os.PathLike, option: str = "--out") -> None:
-  """Raises a ResultsError unless `path` can be opened for appending (created if absent)."""
+  """Raises a ResultsError unless an existing `path` can be opened for appending (a new one
+  can be created: the folder lock has just written its folder)."""
+  if not os.path.exists(path):
+    return
   try:
-    os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+    os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
   except OSError as e:
     raise ResultsError(f"cannot append to {path} ({option}): {e}. Make it writable or pass "
                        f"another folder with {option} DIR.") from None

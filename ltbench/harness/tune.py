@@ -21,7 +21,7 @@ from typing import Any
 
 from ltbench.errors import SpecError
 from ltbench.harness import report, store
-from ltbench.harness.spec import Row, TableSpec
+from ltbench.harness.spec import Row, TableSpec, check_seeds
 
 
 def grid_points(row: Row, params: list[str]) -> list[dict[str, Any]]:
@@ -90,6 +90,7 @@ def run_tune(spec: TableSpec, rows: list[str] | None, params: list[str],
   """Runs the grid's missing trials, chooses per row on validation, writes the selection."""
   from ltbench.harness import runner
   tspec = tune_spec(spec, rows, params)
+  check_seeds(spec.seeds if seeds is None else seeds)  # before the folder is created
   with store.folder_lock(pathlib.Path(out_root) / tspec.out_name):
     return _tune_locked(spec, tspec, rows, params, seeds, data_dir, out_root, download,
                         allow_modified_data)
