@@ -87,6 +87,12 @@ def counted(folder: pathlib.Path) -> list[tuple[str, int]]:
   return sorted((t["row"], t["seed"]) for t in trials if t["status"] == "ok")
 
 
+def same_fields(root: pathlib.Path) -> list[dict]:
+  """The trial records without their wall time and finishing time."""
+  return [{k: v for k, v in t.items() if k not in ("wall_time_s", "finished")}
+          for t in store.read_trials(root / FOLDER / "trials.jsonl", report=False)[0]]
+
+
 # -- ML-100K fixtures in the official format ---------------------------------------------
 
 def ml100k(folder: pathlib.Path, ratings: list[str] | None = None) -> pathlib.Path:
@@ -344,13 +350,10 @@ def test_crash_mid_write_then_rerun_has_every_seed_once(results, trained, capsys
   cells = json.loads((results / FOLDER / "table.json").read_text())["cells"]
   assert {c["n"] for c in cells if c["row"] == "Two-tower"} == {2}
   # The same seed set retrained: the same numbers as before the crash.
-  volatile = {"wall_time_s", "finished"}
-  same = lambda root: [{k: v for k, v in t.items() if k not in volatile}
-                       for t in store.read_trials(root / FOLDER / "trials.jsonl", False)[0]]
-  assert same(results) == same(trained[0])
+  assert same_fields(results) == same_fields(trained[0])
 
 
-def test_two_writers_on_one_folder_exactly_one_proceeds(tmp_path):
+def test_two_writers_on_one_folder_exactly_one_proceeds(tmp_path, trained):
   env = {**os.environ, "PYTHONPATH": str(REPO)}
   argv = [sys.executable, "-m", "ltbench.cli", *RUN, "--out", str(tmp_path)]
   procs = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -362,6 +365,8 @@ def test_two_writers_on_one_folder_exactly_one_proceeds(tmp_path):
   assert "is in use by another ltbench run (pid" in refused[0] and str(FOLDER) in refused[0]
   assert ok_lines(tmp_path / FOLDER) == {p: 1 for p in PAIRS}
   assert not (tmp_path / FOLDER / ".lock").exists()
+  # README's reproducibility claim across processes: same seed set, same device.
+  assert same_fields(tmp_path) == same_fields(trained[0])
 
 
 def test_lock_is_released_after_an_exception(tmp_path):
@@ -376,13 +381,7 @@ def test_same_seed_set_same_device_gives_identical_trials(trained, tmp_path, cap
   """README: same seeds, same device and versions -> bitwise identical trial records."""
   code, _ = ltbench_cli(RUN + ("--out", tmp_path), capsys)
   assert code == 0
-  volatile = {"wall_time_s", "finished"}
-
-  def records(root):
-    trials, _ = store.read_trials(root / FOLDER / "trials.jsonl", report=False)
-    return [{k: v for k, v in t.items() if k not in volatile} for t in trials]
-
-  assert records(tmp_path) == records(trained[0])
+  assert same_fields(tmp_path) == same_fields(trained[0])
 
 
 # -- data checks that need no CLI ----------------------------------------------------------
