@@ -3,7 +3,8 @@ file, option or line, and loses or doubles no finished trial. Plus two writers o
 results folder, a crash mid-write, and what is reproducible.
 
 One small trained results folder (Two-tower, seeds 0 and 1, 2 epochs, synthetic data) is
-shared by the module and copied per case, so only three cases train anything.
+shared by the module and copied per case; only the crash, concurrency and reproducibility
+tests train again (with the same program, so nothing recompiles in this process).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import ltbench
 from ltbench import cli
 from ltbench.data import registry, sources
 from ltbench.harness import runner, store
-from ltbench.harness.spec import MAX_SEED
+from ltbench.harness.spec import MAX_SEED, check_seeds
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RUN = ("run", "cdn/table2", "--quick", "--rows", "Two-tower", "--seeds", "0,1", "--epochs", "2")
@@ -176,7 +177,6 @@ class Case:
   code: int
   says: tuple  # substrings the output must hold ("{...}" replaced as in argv)
   setup: object = _no_setup
-  trains: bool = False  # whether the command may add trials (none of these does)
 
 
 QUICK = ("run", "cdn/table2", "--quick", "--rows", "Two-tower", "--epochs", "2")
@@ -421,5 +421,17 @@ def test_catalogue_smaller_than_k_warns():
 
 
 def test_seed_bounds():
-  from ltbench.harness.spec import check_seeds
   assert check_seeds([0, MAX_SEED]) == [0, MAX_SEED]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only folder")
+def test_read_only_out_is_refused_before_training(tmp_path, capsys):
+  read_only = tmp_path / "ro"
+  read_only.mkdir()
+  read_only.chmod(0o555)
+  try:
+    code, text = ltbench_cli(QUICK + ("--seeds", "0", "--out", read_only), capsys)
+  finally:
+    read_only.chmod(0o755)
+  assert code == 2 and str(read_only) in text and "--out" in text
+  assert "training seeds" not in text
