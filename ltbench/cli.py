@@ -8,6 +8,7 @@ import json
 import pathlib
 import sys
 
+import ltbench
 from ltbench.errors import LtbenchError, SpecError
 
 DEFAULT_SPEC = "cdn/table2"
@@ -63,9 +64,12 @@ def cmd_run(args) -> int:
     print(f"[ltbench] no spec given: running the demo, {spec.id} --quick --rows "
           f"{','.join(args.rows)} on the embedded synthetic data", file=sys.stderr)
   table, out_dir = runner.run_spec(spec, seeds=args.seeds, rows=args.rows, data_dir=args.data_dir,
-                                   out_root=args.out, download=not args.no_download)
+                                   out_root=args.out, download=not args.no_download,
+                                   allow_modified_data=args.allow_modified_data)
   print((out_dir / "table.md").read_text())
-  if not spec.is_quick:
+  if spec.is_quick:
+    print(f"[ltbench] {report.QUICK_BANNER}", file=sys.stderr)
+  else:
     print(report.diff_text(table))
   return 0
 
@@ -74,7 +78,8 @@ def cmd_tune(args) -> int:
   from ltbench.harness import tune
   spec = resolve_spec(args.spec, args.quick, args.epochs, args.dataset)
   tune.run_tune(spec, args.rows, args.params, seeds=args.seeds, data_dir=args.data_dir,
-                out_root=args.out, download=not args.no_download)
+                out_root=args.out, download=not args.no_download,
+                allow_modified_data=args.allow_modified_data)
   return 0
 
 
@@ -128,7 +133,8 @@ def cmd_data(args) -> int:
       path = sources.download(args.name, root)
       print(f"{args.name} downloaded and verified into {path}")
   elif args.action == "prepare":
-    bundle = registry.load_bundle(args.name, data_dir=args.data_dir, download=not args.no_download)
+    bundle = registry.load_bundle(args.name, data_dir=args.data_dir, download=not args.no_download,
+                                  allow_modified_data=args.allow_modified_data)
     print(bundle.summary())
     print(json.dumps(bundle.meta, indent=1, default=str))
   return 0
@@ -140,17 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
       "recommendation papers, diffed against the papers' own numbers.")
   sub = p.add_subparsers(dest="command", required=True)
 
-  def common(q, out=True):
+  p.add_argument("--version", action="version", version=f"ltbench {ltbench.__version__}")
+
+  def common(q, out=True, modified=True):
     q.add_argument("--data-dir", default=None,
-                   help="directory holding data sets as <dir>/<name>/ (else $LTBENCH_DATA, "
-                        "then the user cache)")
+                   help="directory holding data sets as <dir>/<name>/ or the files themselves "
+                        "(else $LTBENCH_DATA, the same way, then the user cache)")
+    if modified:
+      q.add_argument("--allow-modified-data", action="store_true",
+                     help="run on data files that fail their recorded checksum (the results "
+                          "record data_modified: true); without it such files stop the run")
     if out:
       q.add_argument("--out", default="results", help="results root (default: results)")
 
   r = sub.add_parser("run", help="run a table spec (no SPEC: the synthetic demo)")
   r.add_argument("spec", nargs="?", default=None, help="e.g. cdn/table2 (see `ltbench list`)")
   r.add_argument("--quick", action="store_true", help="the spec's small synthetic variant")
-  r.add_argument("--seeds", type=_ints, default=None, help="e.g. 0,1,2 (default: the spec's)")
+  r.add_argument("--seeds", type=_ints, default=None,
+                 help="e.g. 0,1,2: distinct integers in 0..2^32-1 (default: the spec's)")
   r.add_argument("--rows", type=_names, default=None, help="comma-separated row names")
   r.add_argument("--epochs", type=int, default=None,
                  help="override the epoch count (a reduced run; results go to a separate folder)")
@@ -186,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
   d.set_defaults(func=cmd_diff)
 
   l = sub.add_parser("list", help="every spec, its data set, rows, and whether data is present")
-  common(l, out=False)
+  common(l, out=False, modified=False)
   l.set_defaults(func=cmd_list)
 
   da = sub.add_parser("data", help="where data is looked for, download, prepare")

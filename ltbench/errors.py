@@ -15,3 +15,8 @@ class SpecError(LtbenchError):
 
 class TrainingError(LtbenchError):
   """A trial failed (e.g. NaN loss); names row, seed and epoch."""
+
+
+class ResultsError(LtbenchError):
+  """A results folder that cannot be written, is locked by another run, or holds a damaged
+  file (names the folder or file and what to do)."""

@@ -190,6 +190,16 @@ def replicate(tree: PyTree) -> PyTree:
   return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
+def duration(seconds: float) -> str:
+  """A short human duration: 45s, 3m05s, 2h14m."""
+  seconds = max(0, int(round(seconds)))
+  if seconds < 60:
+    return f"{seconds}s"
+  if seconds < 3600:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 @dataclasses.dataclass
 class TrainResult:
   params: PyTree  # leading seed axis
@@ -202,12 +212,14 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
           cfg: TrainConfig, label: str = "", seeds: list[int] | None = None,
           on_epoch: Callable[[int, TrainState, np.ndarray], None] | None = None,
           state: TrainState | None = None, start_epoch: int = 0,
-          tx: optax.GradientTransformation | None = None) -> TrainResult:
+          tx: optax.GradientTransformation | None = None,
+          progress: Callable[[float], str] | None = None) -> TrainResult:
   """Trains S seeds of `method` as one program for cfg.epochs epochs.
 
   A seed whose loss becomes NaN is marked failed (message names row, seed and epoch) and
   the others go on; `on_epoch(epoch, state, losses_S)` is called after each epoch (for
-  checkpoints). `state`/`start_epoch` resume from a checkpoint.
+  checkpoints). `state`/`start_epoch` resume from a checkpoint. Each progress line shows
+  the row's ETA; `progress(row_seconds_left)` may append more (the runner adds the spec's).
   """
   num_seeds = keys_S.shape[0]
   seeds = list(range(num_seeds)) if seeds is None else seeds
@@ -243,8 +255,13 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
       ok = [l for s, l in enumerate(loss_S) if s not in failed]
       elapsed = time.time() - t0
       rate = (epoch + 1 - start_epoch) * num_steps / max(elapsed, 1e-9)
+      # The first epoch includes compilation, so early ETAs are pessimistic.
+      left = elapsed / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1)
+      eta = f"; row ETA ~{duration(left)}" if epoch + 1 < cfg.epochs else ""
+      if eta and progress is not None:
+        eta += progress(left)
       print(f"  {label} epoch {epoch + 1:>3}/{cfg.epochs}  loss {np.mean(ok) if ok else math.nan:.4f}"
-            f"  ({elapsed:.0f}s, {rate:.0f} steps/s x {num_seeds} seeds)", file=sys.stderr,
+            f"  ({elapsed:.0f}s, {rate:.0f} steps/s x {num_seeds} seeds{eta})", file=sys.stderr,
             flush=True)
     if on_epoch is not None:
       on_epoch(epoch, state, loss_S)

@@ -190,6 +190,25 @@ def _check_known(ratings: pd.DataFrame, lines: np.ndarray, column: str, known: p
         f"put the files of one copy together (check them with `ltbench data info {name}`).")
 
 
+def _check_no_repeats(ratings: pd.DataFrame, lines: np.ndarray, path, name: str) -> None:
+  """Raises on the first (user, item) pair rated twice. The MovieLens READMEs describe each
+  line as one user's rating of one movie and the official files hold no repeats, so a repeat
+  means a damaged or concatenated file; training on it would double-count interactions."""
+  repeated = pd.DataFrame({"u": ratings["user"].to_numpy(), "i": ratings["item"].to_numpy()}
+                          ).duplicated().to_numpy()
+  if not repeated.any():
+    return
+  at = int(np.argmax(repeated))
+  user, item = int(ratings["user"].iloc[at]), int(ratings["item"].iloc[at])
+  first = int(np.flatnonzero((ratings["user"].to_numpy() == user)
+                             & (ratings["item"].to_numpy() == item))[0])
+  raise DataError(
+      f"{path}, line {int(lines[at])}: user {user} rated item {item} again (first on line "
+      f"{int(lines[first])}); {int(repeated.sum())} line(s) repeat an earlier (user, item) "
+      f"pair. {name} has one rating per (user, item), so the file is damaged or two copies "
+      f"were joined. {_advice(name)}")
+
+
 def _require(folder: pathlib.Path, name: str, *groups: tuple[str, ...]) -> list[pathlib.Path]:
   """Returns, for each group of alternatives, the first file present in folder."""
   if not folder.is_dir():
@@ -264,6 +283,7 @@ def load_ml1m(path, ratings_file: str | None = None) -> RawData:
     ratings, lines = _parse_ratings(ratings_path, ",", ("user", "item", "rating"), name, skip=1)
   _check_known(ratings, lines, "user", users["user"], ratings_path, users_path, name)
   _check_known(ratings, lines, "item", items["item"], ratings_path, movies_path, name)
+  _check_no_repeats(ratings, lines, ratings_path, name)
   return RawData(ratings=ratings, users=users, items=items, has_timestamps=has_timestamps,
                  files=[ratings_path, users_path, movies_path], name=name)
 
@@ -336,5 +356,6 @@ def load_ml100k(path) -> RawData:
   ratings, lines = _parse_ratings(data_path, "\t", ("user", "item", "rating", "timestamp"), name)
   _check_known(ratings, lines, "user", users["user"], data_path, users_path, name)
   _check_known(ratings, lines, "item", items["item"], data_path, items_path, name)
+  _check_no_repeats(ratings, lines, data_path, name)
   return RawData(ratings=ratings, users=users, items=items, has_timestamps=True, files=files,
                  name=name)

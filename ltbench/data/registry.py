@@ -55,13 +55,13 @@ def _movielens(loader_name):
 
 
 def _ml1m_timed_part(force_random):
-  """The users of ML-1M whose timestamps this workplace has (PROVENANCE.md §2)."""
+  """The users of ML-1M with timestamps in the copy that lacks them for users 3000-6040 (a split diagnostic)."""
   def build(path, head_fraction, split_seed):
     from ltbench.data import features, movielens
     raw = movielens.load_ml1m(path, ratings_file=PART_RATINGS)
     meta = {"source": str(path), "files": [p.name for p in raw.files],
             "checksum": sources.digest(raw.files), "has_timestamps": True,
-            "subset": "ML-1M users 1-2999 (the ratings with timestamps in this workplace)"}
+            "subset": "ML-1M users 1-2999 (the ratings with timestamps in a copy that lacks them for 3000-6040)"}
     return features.bundle_from_frames(
         "ml-1m-u2999-" + ("random" if force_random else "time"), raw.ratings, raw.users,
         raw.items, not force_random, head_fraction, split_seed, meta)
@@ -117,8 +117,15 @@ def cache_root() -> pathlib.Path:
 
 def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | None = None,
                 split_seed: int = 0, download: bool = True, use_cache: bool = True,
-                synthetic_config: dict | None = None) -> Bundle:
-  """Finds (or downloads) the data set, parses it and returns its Bundle, cached on disk."""
+                synthetic_config: dict | None = None, allow_modified_data: bool = False) -> Bundle:
+  """Finds (or downloads) the data set, checks it, parses it and returns its Bundle, cached
+  on disk.
+
+  A file that fails its recorded checksum stops here with a DataError, unless
+  allow_modified_data, in which case the bundle's meta records `data_modified`. The cache
+  is keyed by the folder's resolved path and the content hash of its files, so another
+  folder (or an edited file) never receives a bundle parsed from different data.
+  """
   ds = get(name)
   head_fraction = ds.head_fraction if head_fraction is None else head_fraction
   if name in ("synthetic", "bx-standin"):  # generated, nothing to find on disk
@@ -126,27 +133,50 @@ def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | N
       return _BUILDERS[name](None, head_fraction, split_seed, **(synthetic_config or {}))
     except TypeError as e:
       raise SpecError(f"bad generator options {synthetic_config} for {name}: {e}") from None
-  path = sources.ensure(_FOLDER.get(name, name), data_dir=data_dir, download_missing=download)
+  folder_name = _FOLDER.get(name, name)
+  path = sources.ensure(folder_name, data_dir=data_dir, download_missing=download)
   if name in _FOLDER and not (pathlib.Path(path) / PART_RATINGS).exists():
-    raise DataError(f"{name} needs {PART_RATINGS} in {path} (a file of this workplace's "
-                    "ML-1M copy; see ../shared/data/PROVENANCE.md)")
+    raise DataError(
+        f"{name} needs {PART_RATINGS} in {path}: the ratings of ML-1M users 1-2999 with their "
+        f"timestamps, a diagnostic file of one particular ML-1M copy that is not part of the "
+        f"official release. With the official ML-1M "
+        f"({sources.SOURCES['ml-1m'].url}), whose ratings.dat has every timestamp, run "
+        f"`--dataset ml-1m` instead: its split is already by time.")
+  modified = sources.modified_files(folder_name, path)
+  if modified:
+    lines = "\n".join(f"  {pathlib.Path(path) / f}: {st}" for f, st in modified.items())
+    if not allow_modified_data:
+      source = sources.SOURCES[folder_name]
+      raise DataError(
+          f"{folder_name} in {path} differs from the official release; these files fail the "
+          f"checksum ltbench records for them:\n{lines}\nResults from modified data are not "
+          f"comparable with anyone else's. Restore the official files (`ltbench data download "
+          f"{folder_name}`, or {source.url}), or pass --allow-modified-data to run on them "
+          f"anyway (the results then record data_modified: true).")
+    print(f"[ltbench] WARNING: running on MODIFIED data (--allow-modified-data):\n{lines}",
+          file=sys.stderr)
+  files = sorted(p for p in pathlib.Path(path).iterdir() if p.is_file())
   key_src = {"format": BUNDLE_FORMAT, "name": name, "head": head_fraction, "split": split_seed,
-             "files": sorted((p.name, p.stat().st_size, int(p.stat().st_mtime))
-                             for p in pathlib.Path(path).iterdir() if p.is_file())}
+             "folder": str(pathlib.Path(path).resolve()), "content": sources.digest(files)}
   key = hashlib.sha256(json.dumps(key_src).encode()).hexdigest()[:16]
   cached = cache_root() / "bundles" / f"{name}-{key}.npz"
+  bundle = None
   if use_cache and cached.exists():
     try:
-      return Bundle.load(cached)
+      bundle = Bundle.load(cached)
     except Exception as e:  # a corrupt cache entry is rebuilt, never fatal
       print(f"[ltbench] ignoring unreadable bundle cache {cached}: {e}", file=sys.stderr)
-  print(f"[ltbench] parsing {name} from {path} ...", file=sys.stderr)
-  bundle = _BUILDERS[name](path, head_fraction, split_seed)
-  if use_cache:
-    try:
-      bundle.save(cached)
-    except OSError as e:
-      print(f"[ltbench] could not write bundle cache {cached}: {e}", file=sys.stderr)
+  if bundle is None:
+    print(f"[ltbench] parsing {name} from {path} ...", file=sys.stderr)
+    bundle = _BUILDERS[name](path, head_fraction, split_seed)
+    if use_cache:
+      try:
+        bundle.save(cached)
+      except OSError as e:
+        print(f"[ltbench] could not write bundle cache {cached}: {e}", file=sys.stderr)
+  if modified:
+    bundle.meta["data_modified"] = True
+    bundle.meta["data_modified_files"] = sorted(modified)
   return bundle
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.client
+import json
 import os
 import pathlib
 import shutil
@@ -74,9 +75,9 @@ SOURCES: dict[str, Source] = {
             "(user_id,movie_id,rating; no timestamps) instead of the official ratings.dat; "
             "time-ordered splits then cannot be made."),
         licence_note=_MOVIELENS_LICENCE,
-        # The workplace's timestamp-less copy of all 1,000,209 ratings, rebuilt from public
-        # 5-fold splits because no byte-exact ratings.dat could be obtained (see
-        # shared/data/PROVENANCE.md). The official ratings.dat has no hash here for the same reason.
+        # A known timestamp-less copy of all 1,000,209 ratings (no byte-exact ratings.dat
+        # was available to the developers). The official
+        # ratings.dat has no hash here for the same reason.
         known_derived_sha256={
             "ratings_all_uir.csv":
                 "47e459bb38bdb76916e37e1cad911bfb15c55c3a05c355e692bfe6817e7d2064",
@@ -102,7 +103,7 @@ SOURCES: dict[str, Source] = {
     "book-crossing": Source(
         name="book-crossing",
         # The original host is gone (404) and no checksum of the zip is known, so ltbench
-        # cannot download it (see shared/data/PROVENANCE.md §3).
+        # cannot download it.
         url="http://www2.informatik.uni-freiburg.de/~cziegler/BX/BX-CSV-Dump.zip",
         md5=None,
         archive_root="",
@@ -162,9 +163,9 @@ def _candidates(source: Source, data_dir=None) -> list[tuple[str, pathlib.Path]]
   out = []
   for label, root in _labelled_roots(data_dir):
     out.append((label, root / source.name))
-    if label == "--data-dir":
-      # --data-dir may also name the data set folder itself.
-      out.append(("--data-dir itself", root))
+    if label in ("--data-dir", "$LTBENCH_DATA"):
+      # --data-dir and $LTBENCH_DATA may also name the data set folder itself.
+      out.append((f"{label} itself", root))
   return out
 
 
@@ -358,6 +359,41 @@ def ensure(name: str, data_dir=None, download_missing: bool = True) -> pathlib.P
     raise DataError(f"{_not_found(source, data_dir)}\nand downloading it failed: {e}") from e
 
 
+def _hash_cache_path() -> pathlib.Path:
+  return cache_root().parent / "file-hashes.json"
+
+
+def sha256_cached(path) -> str:
+  """The sha256 of a file, remembered by resolved path, size and mtime (ns) in the user cache,
+  so a large data file is hashed once, not on every run."""
+  path = pathlib.Path(path).resolve()
+  try:
+    st = path.stat()
+  except OSError as e:
+    raise DataError(f"cannot read {path}: {e}. Check that the file exists and is readable.") from e
+  stamp = [st.st_size, st.st_mtime_ns]
+  cache_file = _hash_cache_path()
+  try:
+    known = json.loads(cache_file.read_text())
+    if not isinstance(known, dict):
+      known = {}
+  except (OSError, ValueError):
+    known = {}
+  hit = known.get(str(path))
+  if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
+    return hit["sha256"]
+  digest_ = sha256_file(path)
+  known[str(path)] = {"stamp": stamp, "sha256": digest_}
+  try:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(known))
+    tmp.replace(cache_file)
+  except OSError:
+    pass  # a cache only
+  return digest_
+
+
 def sha256_file(path) -> str:
   """The sha256 of a file, read in chunks."""
   h = hashlib.sha256()
@@ -379,7 +415,7 @@ def verify(name: str, path) -> dict[str, str]:
     file = path / fname
     if not file.is_file():
       continue
-    actual = sha256_file(file)
+    actual = sha256_cached(file)
     expected = source.known_sha256.get(fname)
     derived = source.known_derived_sha256.get(fname)
     if expected is not None:
@@ -437,5 +473,10 @@ def digest(paths: Iterable) -> str:
   """A combined sha256 over the files' names and contents, in sorted name order."""
   h = hashlib.sha256()
   for path in sorted((pathlib.Path(p) for p in paths), key=lambda p: (p.name, str(p))):
-    h.update(f"{path.name}\0{sha256_file(path)}\n".encode())
+    h.update(f"{path.name}\0{sha256_cached(path)}\n".encode())
   return h.hexdigest()
+
+
+def modified_files(name: str, path) -> dict[str, str]:
+  """The files in path that fail their recorded checksum: {file name: 'MISMATCH (...)'}."""
+  return {f: st for f, st in verify(name, path).items() if st.startswith("MISMATCH")}

@@ -135,6 +135,23 @@ def convergence(table: Table, tail_fraction: float = 0.1, min_gain: float = 0.01
   return out
 
 
+QUICK_BANNER = (
+    "QUICK RUN ON SYNTHETIC DATA: this tests the pipeline (data, training, evaluation, "
+    "reports), not the paper. The paper's numbers are for its own data set, so no Δ, z-score "
+    "or claim verdict here says anything about the paper; run the spec without --quick for "
+    "that.")
+
+
+def claim_mark(holds: bool | None, quick: bool, upper: bool = False) -> str:
+  """The verdict word of a claim; on synthetic data it says where it was checked."""
+  if quick:
+    text = {True: "holds on synthetic data", False: "does not hold on synthetic data",
+            None: "not checked"}[holds]
+  else:
+    text = {True: "holds", False: "does NOT hold", None: "not checked"}[holds]
+  return text.upper() if upper else text
+
+
 def fmt(mean: float, se: float | None, digits: int = 2) -> str:
   if mean is None or not np.isfinite(mean):
     return "–"
@@ -165,8 +182,10 @@ def markdown(table: Table, meta: dict[str, Any]) -> str:
   if chance:
     body.append(["random ranking", "chance", "–"] + [fmt(chance.get(c), None) for c in spec.cells]
                 + ([""] if conv else []))
-  lines = [f"# {spec.id}{' (quick, synthetic)' if spec.is_quick else ''}: {spec.title}", "",
-           f"Paper: {spec.paper}", "",
+  lines = [f"# {spec.id}{' (quick, synthetic)' if spec.is_quick else ''}: {spec.title}", ""]
+  if spec.is_quick:
+    lines += [f"**{QUICK_BANNER}**", ""]
+  lines += [f"Paper: {spec.paper}", "",
            f"Data: {meta.get('dataset')} — {meta.get('bundle_summary', '')}", "",
            f"Metrics in percent on the test split, mean ± standard error over seeds "
            f"({meta.get('protocol_text', '')})." + (
@@ -182,9 +201,10 @@ def markdown(table: Table, meta: dict[str, Any]) -> str:
               "`validation_curves.png`.", ""]
   claims = check_claims(table)
   if claims:
-    lines += ["## The paper's claims, checked here", ""]
+    lines += ["## The paper's claims, checked on the synthetic data (a pipeline check, not a "
+              "test of the paper)" if spec.is_quick else "## The paper's claims, checked here", ""]
     for text, res in claims:
-      mark = {True: "holds", False: "does NOT hold", None: "not checked"}[res.holds]
+      mark = claim_mark(res.holds, spec.is_quick)
       lines.append(f"- **{mark}**: {text} — {res.evidence}")
     lines.append("")
   if spec.notes:
@@ -252,8 +272,12 @@ def diff_text(table: Table) -> str:
   rows = diff_rows(table)
   spec = table.spec
   conv = convergence(table)
-  lines = [f"ltbench diff {spec.id}: ours vs the paper ({spec.paper})",
-           "z = (ours − paper) / sqrt(SE_ours² + SE_paper²)", ""]
+  lines = [f"ltbench diff {spec.id}{' --quick' if spec.is_quick else ''}: ours vs the paper "
+           f"({spec.paper})"]
+  if spec.is_quick:
+    lines += ["", QUICK_BANNER, "z-scores against the paper are meaningless here (other data)."]
+  lines += ["z = (ours − paper) / sqrt(SE_ours² + SE_paper²)", ""]
+  z_head = "z (meaningless: synthetic)" if spec.is_quick else "z"
 
   def flag(row):
     c = conv.get(row)
@@ -262,7 +286,7 @@ def diff_text(table: Table) -> str:
   lines.append(tabulate.tabulate(
       [[r["row"], r["cell"], r["ours"], r["paper"], r.get("delta", ""), r.get("rel", ""), r["z"]]
        + ([flag(r["row"])] if conv else []) for r in rows],
-      headers=["row", "cell", "ours", "paper", "Δ", "Δ rel", "z"]
+      headers=["row", "cell", "ours", "paper", "Δ", "Δ rel", z_head]
       + (["converged"] if conv else []),
       tablefmt="github", disable_numparse=True))
   if conv:
@@ -274,9 +298,12 @@ def diff_text(table: Table) -> str:
               "`validation_curves.png`.", ""]
   claims = check_claims(table)
   if claims:
-    lines += ["", "Claims:"]
+    lines += ["", "Claims: checked on the synthetic data (a pipeline check, not a test of the "
+              "paper)" if spec.is_quick
+              else "Claims:"]
     for text, res in claims:
-      mark = {True: "HOLDS", False: "FAILS", None: "NOT CHECKED"}[res.holds]
+      mark = (claim_mark(res.holds, True, upper=True) if spec.is_quick
+              else {True: "HOLDS", False: "FAILS", None: "NOT CHECKED"}[res.holds])
       lines.append(f"  [{mark}] {text}\n      {res.evidence}")
   return "\n".join(lines)
 
@@ -284,15 +311,18 @@ def diff_text(table: Table) -> str:
 def write_reports(table: Table, meta: dict[str, Any], out_dir: pathlib.Path) -> list[pathlib.Path]:
   out_dir.mkdir(parents=True, exist_ok=True)
   paths = [out_dir / "table.md", out_dir / "table.csv", out_dir / "table.json"]
-  paths[0].write_text(markdown(table, meta))
+  from ltbench.harness.store import write_text_atomic
+  write_text_atomic(paths[0], markdown(table, meta))
   df = frame(table)
-  df.to_csv(paths[1], index=False)
+  write_text_atomic(paths[1], df.to_csv(index=False))
   conv = convergence(table)
   payload = {"spec": table.spec.id, "meta": meta, "cells": json.loads(df.to_json(orient="records")),
              "claims": [{"claim": t, "holds": r.holds, "evidence": r.evidence}
                         for t, r in check_claims(table)],
              "convergence": conv}
-  paths[2].write_text(json.dumps(payload, indent=1))
+  if table.spec.is_quick:
+    payload["note"] = QUICK_BANNER
+  write_text_atomic(paths[2], json.dumps(payload, indent=1))
   if conv:
     paths += validation_curves(table, out_dir / "validation_curves")
   return paths

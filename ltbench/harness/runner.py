@@ -25,9 +25,9 @@ import ltbench
 from ltbench import evaluate, methods
 from ltbench.data import registry
 from ltbench.data.bundle import Bundle
-from ltbench.harness import report
-from ltbench.harness.spec import Row, TableSpec, resolve_row
-from ltbench.train import TrainState, init_state, program_key, train
+from ltbench.harness import report, store
+from ltbench.harness.spec import Row, TableSpec, check_seeds, resolve_row
+from ltbench.train import TrainState, duration, init_state, program_key, train
 
 
 # -- metadata ----------------------------------------------------------------------------
@@ -64,33 +64,22 @@ def protocol_text(spec: TableSpec, bundle: Bundle) -> str:
 # -- trial store -------------------------------------------------------------------------
 
 class TrialStore:
-  """Append-only JSON-lines file of finished (or failed) trials."""
+  """Append-only JSON-lines file of finished (or failed) trials (see `store`: line-safe
+  appends; a reader that skips and reports bad lines and counts each trial once)."""
 
   def __init__(self, path: pathlib.Path):
     self.path = pathlib.Path(path)
 
-  def load(self) -> list[dict]:
-    if not self.path.exists():
-      return []
-    out = []
-    for n, line in enumerate(self.path.read_text().splitlines(), 1):
-      if not line.strip():
-        continue
-      try:
-        out.append(json.loads(line))
-      except json.JSONDecodeError:  # a line cut by a crash: skip it, the trial reruns
-        print(f"[ltbench] {self.path}:{n}: skipping an unreadable trial record", file=sys.stderr)
-    return out
+  def load(self, warn: bool = True) -> list[dict]:
+    """The trial records; bad lines and duplicates are reported on stderr when `warn`."""
+    return store.read_trials(self.path, report=warn)[0]
 
   def append(self, record: dict) -> None:
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
-      f.flush()
-      os.fsync(f.fileno())
+    store.append_line(self.path, record)
 
 
-def reuse_trials(out_root: pathlib.Path, store: TrialStore, row_name: str, key: str,
+def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key: str,
                  seeds: list[int]) -> list[int]:
   """Copies finished trials of the same configuration (same config key: method, options,
   training, model, data and protocol) from other specs' stores under out_root, so a row
@@ -99,13 +88,13 @@ def reuse_trials(out_root: pathlib.Path, store: TrialStore, row_name: str, key: 
     return []
   found: dict[int, dict] = {}
   for path in sorted(out_root.glob("**/trials.jsonl")):
-    if path.resolve() == store.path.resolve():
+    if path.resolve() == target.path.resolve():
       continue
-    for t in TrialStore(path).load():
-      if t.get("config") == key and t.get("status") == "ok" and t["seed"] in seeds:
+    for t in TrialStore(path).load(warn=False):
+      if t["config"] == key and t["status"] == "ok" and t["seed"] in seeds:
         found.setdefault(t["seed"], {**t, "reused_from": f"{t['spec']}:{t['row']}"})
   for seed in sorted(found):
-    store.append({**found[seed], "row": row_name})
+    target.append({**found[seed], "row": row_name})
   return sorted(found)
 
 
@@ -248,50 +237,97 @@ def slug(text: str) -> str:
   return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
-def load_spec_bundle(spec: TableSpec, data_dir: str | None = None, download: bool = True) -> Bundle:
+def load_spec_bundle(spec: TableSpec, data_dir: str | None = None, download: bool = True,
+                     allow_modified_data: bool = False) -> Bundle:
   return registry.load_bundle(spec.dataset, data_dir=data_dir, head_fraction=spec.head_fraction,
-                              download=download, synthetic_config=spec.data_options or None)
+                              download=download, synthetic_config=spec.data_options or None,
+                              allow_modified_data=allow_modified_data)
+
+
+def catalogue_warnings(bundle: Bundle, ks) -> list[str]:
+  """Warnings about metrics that the data make meaningless (a catalogue no larger than K)."""
+  k = max(ks)
+  if bundle.num_items <= k:
+    return [f"the catalogue has only {bundle.num_items} items, not more than K = {k}: every "
+            f"target ranks in the top {k}, so HR@{k} is 100 % whatever the model does. Use a "
+            f"data set with more than {k} items."]
+  return []
 
 
 def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | None = None,
              data_dir: str | None = None, out_root: str | os.PathLike = "results",
-             download: bool = True) -> tuple[report.Table, pathlib.Path]:
-  """Runs the missing trials of `spec` and writes its reports; returns (table, out_dir)."""
-  seeds = list(spec.seeds if seeds is None else seeds)
+             download: bool = True, allow_modified_data: bool = False
+             ) -> tuple[report.Table, pathlib.Path]:
+  """Runs the missing trials of `spec` and writes its reports; returns (table, out_dir).
+
+  Seeds and rows are checked, and the results folder is created, locked and probed for
+  writing, before any data is loaded or trained."""
+  seeds = check_seeds(spec.seeds if seeds is None else seeds)
   selected = spec.select_rows(rows)
   out_dir = pathlib.Path(out_root) / spec.out_name
-  store = TrialStore(out_dir / "trials.jsonl")
+  with store.folder_lock(out_dir):
+    trials_path = out_dir / store.TRIALS_NAME
+    store.check_appendable(trials_path)
+    return _run_locked(spec, seeds, selected, data_dir, pathlib.Path(out_root), out_dir,
+                       TrialStore(trials_path), download, allow_modified_data)
+
+
+def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store, download,
+                allow_modified_data):
   t_load = time.time()
-  bundle = load_spec_bundle(spec, data_dir, download)
+  bundle = load_spec_bundle(spec, data_dir, download, allow_modified_data)
   print(f"[ltbench] {spec.out_name}: {bundle.summary()} (loaded in {time.time() - t_load:.1f}s)",
         file=sys.stderr)
+  warnings = catalogue_warnings(bundle, spec.ks)
+  for w in warnings:
+    print(f"[ltbench] WARNING: {w}", file=sys.stderr)
   data = bundle.device_arrays()
   env = environment()
   t_run = time.time()
+  keys = {r.name: config_key(spec, r, bundle) for r in spec.rows}
+  finished = {(t["row"], t["config"], t["seed"]) for t in trials_store.load()
+              if t["status"] == "ok"}
+  # Rows with something to train, for the spec's ETA (trials reused from other specs aside).
+  todo = [r.name for r in selected if any((r.name, keys[r.name], s) not in finished
+                                          for s in seeds)]
   for r_idx, row in enumerate(selected, 1):
-    key = config_key(spec, row, bundle)
-    done = {t["seed"] for t in store.load()
-            if t["row"] == row.name and t["config"] == key and t.get("status") == "ok"}
+    key = keys[row.name]
+    done = {t["seed"] for t in trials_store.load(warn=False)
+            if t["row"] == row.name and t["config"] == key and t["status"] == "ok"}
     pending = [s for s in seeds if s not in done]
-    reused = reuse_trials(pathlib.Path(out_root), store, row.name, key, pending)
+    reused = reuse_trials(out_root, trials_store, row.name, key, pending)
     if reused:
       print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: reused seeds {reused} from "
             "another spec's identical configuration", file=sys.stderr)
       pending = [s for s in pending if s not in reused]
     if not pending:
-      print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: seeds {sorted(done)} already on "
-            f"disk, skipping", file=sys.stderr)
+      have = [s for s in seeds if s in done]
+      if have:
+        print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: seeds {have} already on "
+              f"disk, skipping", file=sys.stderr)
       continue
+    rows_after = len(todo) - todo.index(row.name) - 1 if row.name in todo else 0
     print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: training seeds {pending} "
           f"({spec.train.epochs} epochs, vmapped)", file=sys.stderr, flush=True)
-    run_row(spec, row, bundle, data, pending, key, store, out_dir, env)
-  keys = {r.name: config_key(spec, r, bundle) for r in spec.rows}
-  trials = store.load()
+    t_row = time.time()
+
+    def spec_eta(row_left_s, t_row=t_row, rows_after=rows_after):
+      # Rows still to train after this one, each taking this row's projected time.
+      if not rows_after:
+        return ""
+      per_row = (time.time() - t_row) + row_left_s
+      return f", spec ETA ~{duration(row_left_s + rows_after * per_row)} ({rows_after} more " \
+             f"row{'s' if rows_after > 1 else ''})"
+
+    run_row(spec, row, bundle, data, pending, key, trials_store, out_dir, env, spec_eta)
+  trials = trials_store.load(warn=False)  # problems were reported at the start
   stale = sum(1 for t in trials if t["row"] in keys and keys[t["row"]] != t["config"])
   if stale:
-    print(f"[ltbench] ignoring {stale} trial(s) in {store.path} run with another configuration",
-          file=sys.stderr)
-  table = report.build_table(spec, [t for t in trials if keys.get(t["row"]) == t["config"]])
+    print(f"[ltbench] ignoring {stale} trial(s) in {trials_store.path} run with another "
+          "configuration", file=sys.stderr)
+  current = [t for t in trials if keys.get(t["row"]) == t["config"]]
+  table = report.build_table(spec, current)
+  modified = bool(bundle.meta.get("data_modified"))
   meta = {**env, "spec": spec.id, "dataset": spec.dataset, "bundle_summary": bundle.summary(),
           "split": bundle.meta.get("split"), "data_checksum": bundle.meta.get("checksum"),
           "protocol_text": protocol_text(spec, bundle),
@@ -301,15 +337,19 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
           "train": dataclasses.asdict(spec.train),
           "model": dataclasses.asdict(spec.model), "seeds_requested": seeds,
           "wall_time_this_invocation_s": round(time.time() - t_run, 1),
-          "trial_wall_time_s": {r: round(sum(t["wall_time_s"] for t in trials
-                                             if t["row"] == r and t["config"] == keys[r]
-                                             and t.get("status") == "ok"), 1)
+          "trial_wall_time_s": {r: round(sum(t.get("wall_time_s") or 0 for t in current
+                                             if t["row"] == r and t["status"] == "ok"), 1)
                                 for r in table.seeds}}
-  (out_dir / "run.json").write_text(json.dumps({"config_keys": keys, "meta": meta}, indent=1))
+  if modified:
+    meta["data_modified"] = True
+    meta["data_modified_files"] = bundle.meta.get("data_modified_files")
+  if warnings:
+    meta["warnings"] = warnings
+  store.write_text_atomic(out_dir / "run.json",
+                          json.dumps({"config_keys": keys, "meta": meta}, indent=1))
   write = report.write_reports(table, meta, out_dir)
   if spec.figure is not None:
-    write += spec.figure(table, [t for t in trials if keys.get(t["row"]) == t["config"]
-                                 and t.get("status") == "ok"], out_dir)
+    write += spec.figure(table, [t for t in current if t["status"] == "ok"], out_dir)
   print(f"[ltbench] wrote {', '.join(str(p) for p in write)}", file=sys.stderr)
   return table, out_dir
 
@@ -328,7 +368,8 @@ def row_param_counts(spec: TableSpec, row: Row, bundle: Bundle, data) -> dict[st
 
 
 def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int], key: str,
-            store: TrialStore, out_dir: pathlib.Path, env: dict) -> None:
+            trials_store: TrialStore, out_dir: pathlib.Path, env: dict,
+            progress=None) -> None:
   options, train_cfg, model_cfg = resolve_row(spec, row)
   method = methods.build(row.method, bundle, model_cfg, train_cfg, name=row.name, **options)
   keys_S = jnp.stack([jax.random.PRNGKey(s) for s in pending])
@@ -349,7 +390,8 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
     ckpt.maybe_save(epoch, state, epoch + 1 == train_cfg.epochs)
 
   result = train(method, data, bundle.num_train, keys_S, train_cfg, label=row.name,
-                 seeds=pending, state=state, start_epoch=start, on_epoch=on_epoch)
+                 seeds=pending, state=state, start_epoch=start, on_epoch=on_epoch,
+                 progress=progress)
   metrics = evaluate_splits(method, result.params, data, bundle, spec.ks)
   test, valid = metrics["test"], metrics["valid"]
   extras = method.trial_extras(result.params, data, bundle) if hasattr(method, "trial_extras") else {}
@@ -360,10 +402,12 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
             "data_checksum": bundle.meta.get("checksum"), "device": env["device"],
             "git_commit": env["git_commit"], "wall_time_s": round(wall, 2),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if bundle.meta.get("data_modified"):
+      base["data_modified"] = True
     if s_idx in result.failed:
-      store.append({**base, "status": "failed", "error": result.failed[s_idx]})
+      trials_store.append({**base, "status": "failed", "error": result.failed[s_idx]})
       continue
-    store.append({**base, "status": "ok",
+    trials_store.append({**base, "status": "ok",
                   "test": {c: float(v[s_idx]) for c, v in test.items()},
                   "valid": {c: float(v[s_idx]) for c, v in valid.items()},
                   "loss_per_epoch": [round(float(x), 5) for x in result.losses[s_idx]],
@@ -375,14 +419,50 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
         file=sys.stderr)
 
 
+def result_folders(spec: TableSpec, out_root: pathlib.Path) -> list[tuple[str, str]]:
+  """The result folders of `spec`'s table under out_root, as (folder, flags that select it
+  with `ltbench diff`), e.g. ("cdn/table2-epochs3", "--epochs 3")."""
+  paper, table = spec.id.split("/", 1)
+  pattern = re.compile(rf"^{re.escape(table)}(?P<quick>-quick)?(?:-epochs(?P<epochs>\d+))?"
+                       rf"(?:-(?P<dataset>.+))?$")
+  out = []
+  for folder in sorted((out_root / paper).glob(table + "*")):
+    m = pattern.match(folder.name)
+    if not m or not (folder / "run.json").exists():
+      continue
+    dataset = m["dataset"]
+    if dataset is not None and dataset not in registry.DATASETS:
+      continue  # e.g. a -tune folder (see `ltbench tune`)
+    flags = [f for f in ("--quick" if m["quick"] else "",
+                         f"--epochs {m['epochs']}" if m["epochs"] else "",
+                         f"--dataset {dataset}" if dataset else "") if f]
+    out.append((f"{paper}/{folder.name}", " ".join(flags)))
+  return out
+
+
 def load_table(spec: TableSpec, out_dir: pathlib.Path) -> report.Table:
   """The table of the trials on disk, for the configuration of the last run of this spec."""
-  from ltbench.errors import SpecError
+  from ltbench.errors import ResultsError, SpecError
   run_file = out_dir / "run.json"
+  command = f"ltbench run {spec.id}{' --quick' if spec.is_quick else ''}"
   if not run_file.exists():
-    raise SpecError(f"no results for {spec.out_name} in {out_dir}: run `ltbench run "
-                    f"{spec.id}{' --quick' if spec.is_quick else ''}` first (or pass --out)")
-  keys = json.loads(run_file.read_text())["config_keys"]
-  trials = [t for t in TrialStore(out_dir / "trials.jsonl").load()
+    out_root = out_dir.parents[spec.id.count("/")]
+    others = [f for f in result_folders(spec, out_root) if f[0] != spec.out_name]
+    msg = (f"no results for {spec.out_name} in {out_dir}: run `{command}` first (or pass "
+           f"--out)")
+    if others:
+      msg += (f". Results of {spec.id} that exist under {out_root}/:\n" +
+              "\n".join(f"  {out_root}/{name}/  ->  ltbench diff {spec.id} {flags}".rstrip()
+                         for name, flags in others) +
+              "\nSelect one with those flags (--epochs N, --dataset NAME, --quick).")
+    raise SpecError(msg)
+  run = store.read_json(run_file, "the last run's configuration keys",
+                        f"Rerun `{command}` with the same flags to rewrite it: finished "
+                        "trials are kept and are not retrained.")
+  keys = run.get("config_keys")
+  if not isinstance(keys, dict):
+    raise ResultsError(f"{run_file} has no config_keys. Rerun `{command}` with the same "
+                       "flags to rewrite it: finished trials are kept and not retrained.")
+  trials = [t for t in TrialStore(out_dir / store.TRIALS_NAME).load()
             if keys.get(t["row"]) == t["config"]]
   return report.build_table(spec, trials)

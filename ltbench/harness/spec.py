@@ -97,8 +97,42 @@ class TableSpec:
     raise SpecError(f"unknown row {name!r} in {self.id}; valid: "
                     f"{', '.join(r.name for r in self.rows)}")
 
-  def select_rows(self, names: list[str] | None) -> tuple[Row, ...]:
-    return self.rows if not names else tuple(self.row(n) for n in names)
+  def select_rows(self, names: list[str] | None, option: str = "--rows") -> tuple[Row, ...]:
+    """The named rows (None: all). An empty list or a repeated name is an error."""
+    from ltbench.errors import SpecError
+    if names is None:
+      return self.rows
+    if not names:
+      raise SpecError(f"{option} is empty; name at least one row of {self.id}: "
+                      f"{', '.join(r.name for r in self.rows)} (or leave {option} out for all)")
+    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if repeated is not None:
+      raise SpecError(f"{option} lists row {repeated!r} twice")
+    return tuple(self.row(n) for n in names)
+
+
+MAX_SEED = 2**32 - 1  # a PRNG key holds a 32-bit seed
+
+
+def check_seeds(seeds, option: str = "--seeds") -> list[int]:
+  """The seeds as a list, or a SpecError naming `option`: an empty list, a seed that is not a
+  non-negative 32-bit integer (larger ones would wrap onto another seed's key), or a repeated
+  seed (it would train the same trial twice and count it as two)."""
+  from ltbench.errors import SpecError
+  seeds = list(seeds)
+  if not seeds:
+    raise SpecError(f"{option} is empty; give at least one seed, e.g. {option} 0,1,2")
+  for s in seeds:
+    if isinstance(s, bool) or not isinstance(s, int):
+      raise SpecError(f"{option}: seed {s!r} is not an integer")
+    if not 0 <= s <= MAX_SEED:
+      raise SpecError(f"{option}: seed {s} is outside 0..{MAX_SEED}; a trial's PRNG key holds a "
+                      "32-bit seed, so a larger value would silently repeat another seed")
+  repeated = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
+  if repeated is not None:
+    raise SpecError(f"{option} lists seed {repeated} twice; each seed is one trial, and a "
+                    "repeated seed would be counted twice (n too large, standard error too small)")
+  return seeds
 
 
 def resolve_row(spec: TableSpec, row: Row) -> tuple[dict[str, Any], TrainConfig, ModelConfig]:

@@ -15,12 +15,13 @@ import dataclasses
 import itertools
 import json
 import os
+import pathlib
 import sys
 from typing import Any
 
 from ltbench.errors import SpecError
-from ltbench.harness import report
-from ltbench.harness.spec import Row, TableSpec
+from ltbench.harness import report, store
+from ltbench.harness.spec import Row, TableSpec, check_seeds
 
 
 def grid_points(row: Row, params: list[str]) -> list[dict[str, Any]]:
@@ -42,7 +43,7 @@ def tuned_rows(spec: TableSpec, rows: list[str] | None, params: list[str]) -> tu
   """The rows to tune: those named, else every row with a grid for all of `params`."""
   if not params:
     raise SpecError("name the parameters to search with --params (e.g. --params gamma)")
-  chosen = spec.select_rows(rows) if rows else tuple(r for r in spec.rows
+  chosen = spec.select_rows(rows) if rows is not None else tuple(r for r in spec.rows
                                                      if all(p in r.grid for p in params))
   if not chosen:
     raise SpecError(f"no row of {spec.id} has a grid for {', '.join(params)}; grids: " +
@@ -73,7 +74,7 @@ def choose(trials: list[dict], candidates: dict[str, dict[str, Any]], cell: str
   """
   scores = {}
   for name, point in candidates.items():
-    st = report.summarise(t["valid"][cell] for t in trials
+    st = report.summarise(t["valid"].get(cell) for t in trials
                           if t["row"] == name and t.get("status") == "ok")
     scores[name] = {"point": point, "n": st.n, "mean": st.mean if st.n else None,
                     "se": st.se if st.n > 1 else None}
@@ -84,13 +85,24 @@ def choose(trials: list[dict], candidates: dict[str, dict[str, Any]], cell: str
 
 def run_tune(spec: TableSpec, rows: list[str] | None, params: list[str],
              seeds: list[int] | None = None, data_dir: str | None = None,
-             out_root: str | os.PathLike = "results", download: bool = True) -> dict:
+             out_root: str | os.PathLike = "results", download: bool = True,
+             allow_modified_data: bool = False) -> dict:
   """Runs the grid's missing trials, chooses per row on validation, writes the selection."""
   from ltbench.harness import runner
   tspec = tune_spec(spec, rows, params)
+  check_seeds(spec.seeds if seeds is None else seeds)  # before the folder is created
+  with store.folder_lock(pathlib.Path(out_root) / tspec.out_name):
+    return _tune_locked(spec, tspec, rows, params, seeds, data_dir, out_root, download,
+                        allow_modified_data)
+
+
+def _tune_locked(spec, tspec, rows, params, seeds, data_dir, out_root, download,
+                 allow_modified_data) -> dict:
+  from ltbench.harness import runner
   _, out_dir = runner.run_spec(tspec, seeds=seeds, data_dir=data_dir, out_root=out_root,
-                               download=download)
-  keys = json.loads((out_dir / "run.json").read_text())["config_keys"]
+                               download=download, allow_modified_data=allow_modified_data)
+  keys = store.read_json(out_dir / "run.json", "the run's configuration keys",
+                         "Rerun the same `ltbench tune` command.")["config_keys"]
   trials = [t for t in runner.TrialStore(out_dir / "trials.jsonl").load()
             if keys.get(t["row"]) == t["config"]]
   selection = {"spec": spec.id, "variant": tspec.variant, "cell": f"valid {spec.select_cell}",
@@ -111,8 +123,8 @@ def run_tune(spec: TableSpec, rows: list[str] | None, params: list[str],
       se = f"{s['se']:.2f}" if s["se"] is not None else "–"
       lines.append(f"| {name}{' ←' if name == best else ''} | {mean} | {se} | {s['n']} |")
     lines.append("")
-  (out_dir / "selection.json").write_text(json.dumps(selection, indent=1))
-  (out_dir / "selection.md").write_text("\n".join(lines))
+  store.write_text_atomic(out_dir / "selection.json", json.dumps(selection, indent=1))
+  store.write_text_atomic(out_dir / "selection.md", "\n".join(lines))
   print("\n".join(lines))
   print(f"[ltbench] wrote {out_dir / 'selection.json'}; record the chosen values in the spec "
         "with where they came from", file=sys.stderr)
