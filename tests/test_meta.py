@@ -93,6 +93,9 @@ def test_masked_global_gradient_matches_closed_form(mask):
     np.testing.assert_allclose(flat(aux["adapted"]), theta_1, rtol=0, atol=TOL64)
     np.testing.assert_allclose(flat(grads), (np.eye(4) - alpha * s["A"] @ p) @ g_q, rtol=0,
                                atol=TOL64)
+    # FOMAML: every leaf gets ∇L_q at θ', frozen ones included (SML's Step 2 for Θ).
+    _, first = meta.global_grad(quad_loss, split(theta), s, q, alpha, mask=mask, first_order=True)
+    np.testing.assert_allclose(flat(first), g_q, rtol=0, atol=TOL64)
 
 
 # A small non-linear model for the float32 checks: frozen "embed" table, "decision" layer.
