@@ -90,7 +90,7 @@ def counted(folder: pathlib.Path) -> list[tuple[str, int]]:
 
 def same_fields(root: pathlib.Path) -> list[dict]:
   """The trial records without their wall time and finishing time."""
-  return [{k: v for k, v in t.items() if k not in ("wall_time_s", "finished")}
+  return [{k: v for k, v in t.items() if k not in ("wall_time_s", "finished", "git_commit")}
           for t in store.read_trials(root / FOLDER / "trials.jsonl", report=False)[0]]
 
 

@@ -221,9 +221,11 @@ def param_count_lines(counts: dict[str, dict[str, int]] | None) -> list[str]:
   """A section comparing each row's item side and total parameters with the backbone's."""
   if not counts:
     return []
-  body = [[row, f"{c['item_side']:,} ({c['item_side_dense']:,})",
-           f"{c['backbone_item_tower']:,} ({c['backbone_item_tower_dense']:,})",
-           f"{c['total']:,}", f"{c['backbone_total']:,}"] for row, c in counts.items()]
+  def pair(c, name):
+    return f"{c[name]:,} ({c[name + '_dense']:,})" if name in c else "–"
+
+  body = [[row, pair(c, "item_side"), pair(c, "backbone_item_tower"), f"{c['total']:,}",
+           f"{c['backbone_total']:,}"] for row, c in counts.items()]
   return ["## Parameter counts", "",
           "Item side of each row against the backbone two-tower's item tower, with (in "
           "brackets) the parameters outside the embedding tables; then all parameters.", "",

@@ -86,7 +86,19 @@ def _model_cfg(method):
 
 
 def _item_params(params):
-  return params["item"] if "item" in params else params["params"]["item_tower"]
+  """The item side of a parameter tree: its "item" subtree (CDN family) or the two-tower's
+  "item_tower", found at any depth (methods may wrap the model's variables); None when the
+  tree has neither."""
+  if not isinstance(params, dict):
+    return None
+  for name in ("item", "item_tower"):
+    if name in params:
+      return params[name]
+  for sub in params.values():
+    found = _item_params(sub)
+    if found is not None:
+      return found
+  return None
 
 
 def _count(tree) -> tuple[int, int]:
@@ -102,14 +114,18 @@ def _count(tree) -> tuple[int, int]:
 def param_counts(method, bundle, data) -> dict[str, int]:
   """Parameter counts of a method's model beside the backbone two-tower's (same fields and
   ModelConfig): `item_side` / `backbone_item_tower` count the item side with its embedding
-  tables, the `_dense` variants without them, and `total` / `backbone_total` everything."""
+  tables, the `_dense` variants without them, and `total` / `backbone_total` everything.
+  A method whose parameters have no recognisable item side gets only the totals."""
   backbone = baselines.TwoTowerSoftmax("backbone", bundle.user_features.fields,
                                        bundle.item_features.fields, baselines.softmax_objective(),
                                        _model_cfg(method))
   out = {}
   for prefix, m in (("", method), ("backbone_", backbone)):
     params = jax.eval_shape(m.init, jax.random.PRNGKey(0), data)
-    item, item_dense = _count(_item_params(params))
-    name = "item_side" if not prefix else "backbone_item_tower"
-    out.update({name: item, f"{name}_dense": item_dense, f"{prefix}total": _count(params)[0]})
+    out[f"{prefix}total"] = _count(params)[0]
+    item_side = _item_params(params)
+    if item_side is not None:
+      item, item_dense = _count(item_side)
+      name = "item_side" if not prefix else "backbone_item_tower"
+      out.update({name: item, f"{name}_dense": item_dense})
   return out
