@@ -116,6 +116,12 @@ def cmd_list(args) -> int:
 def cmd_data(args) -> int:
   from ltbench.data import registry, sources
   registry.get(args.name)
+  if registry.DATASETS[args.name].protocol == "sequences":
+    print(f"{args.name}: {registry.DATASETS[args.name].description} "
+          "(ltbench/data/hmm.py); nothing to download.")
+    if args.action == "prepare":
+      print(registry.load_sequences(args.name).summary())
+    return 0
   if args.name in ("synthetic", "bx-standin"):
     print(f"{args.name}: {registry.DATASETS[args.name].description} "
           "(ltbench/data/synthetic.py); nothing to download.")

@@ -24,6 +24,7 @@ class Dataset:
   description: str
   head_fraction: float  # default head slice: top fraction of items by train frequency
   downloadable: bool  # has an official URL + checksum in ltbench.data.sources
+  protocol: str = "interactions"  # "sequences": loaded with load_sequences, not load_bundle
 
 
 def _synthetic(_path, head_fraction, split_seed, **config):
@@ -90,6 +91,8 @@ DATASETS: dict[str, Dataset] = {
                                   "leave-one-out at random", 0.2, False),
     "book-crossing": Dataset("book-crossing", "Book-Crossing (Ziegler et al. 2005; files placed "
                              "by hand, the original host is gone)", 0.001, False),
+    "idw-synthetic": Dataset("idw-synthetic", "IDW Appendix A synthetic HMM histories, cut into "
+                             "sequences (no download)", 0.2, False, protocol="sequences"),
 }
 _BUILDERS: dict[str, Callable] = {
     "synthetic": _synthetic,
@@ -127,6 +130,9 @@ def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | N
   folder (or an edited file) never receives a bundle parsed from different data.
   """
   ds = get(name)
+  if ds.protocol == "sequences":
+    raise SpecError(f"{name} is a sequence data set: load it with "
+                    f"ltbench.data.registry.load_sequences({name!r})")
   head_fraction = ds.head_fraction if head_fraction is None else head_fraction
   if name in ("synthetic", "bx-standin"):  # generated, nothing to find on disk
     try:
@@ -178,6 +184,26 @@ def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | N
     bundle.meta["data_modified"] = True
     bundle.meta["data_modified_files"] = sorted(modified)
   return bundle
+
+
+def load_sequences(name: str, synthetic_config: dict | None = None,
+                   sequence_config: dict | None = None, head_fraction: float | None = None):
+  """The SequenceData of a sequence data set (IDW protocol, ltbench.data.sequences).
+
+  Only the generated `idw-synthetic` so far; it is cheap to build, so it is not cached.
+  """
+  from ltbench.data import hmm, sequences
+  ds = get(name)
+  if ds.protocol != "sequences":
+    raise SpecError(f"{name} has no sequence loader yet; sequence data sets: "
+                    f"{', '.join(sorted(n for n, d in DATASETS.items() if d.protocol == 'sequences'))}")
+  head_fraction = ds.head_fraction if head_fraction is None else head_fraction
+  try:
+    seq_cfg = sequences.SequenceConfig(**{"num_negatives": None, "head_fraction": head_fraction,
+                                          **(sequence_config or {})})
+    return hmm.idw_synthetic(hmm.HMMConfig(**(synthetic_config or {})), seq_cfg, name=name)
+  except TypeError as e:
+    raise SpecError(f"bad options for {name}: {e}") from None
 
 
 def ensure_known(name: str) -> None:
