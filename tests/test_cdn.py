@@ -92,13 +92,12 @@ def test_serving_ignores_the_regulariser_branch(bundle):
     assert (not np.allclose(scores0, scores1)) == changes, method
 
 
+# Variants that no quick spec run trains end to end. The others (CDN, UDN, IDN, BDN, BBN,
+# the Table 5 designs, NDP, Figure 1's two-stage rows, and Two-tower / NDP / CDN with
+# in-batch softmax) run in test_harness's and test_specs' quick runs (CI budget).
 @pytest.mark.parametrize("method, options", [
-    ("cdn", {}), ("udn", {}), ("idn", {}), ("bdn", {}), ("bbn", {}),
-    ("cdn", {"design": "head_tail"}), ("cdn", {"design": "unbalanced_balanced"}),
-    ("ndp", {}), ("two_stage", {"stage1": "omega_r", "stage2": "natural", "item_features": "ids"}),
-    ("two_tower", {"softmax": "in_batch"}), ("class_balance", {"softmax": "in_batch", "beta": 0.99}),
-    ("cdn", {"softmax": "in_batch"}), ("idn", {"softmax": "in_batch"}), ("bbn", {"softmax": "in_batch"}),
-    ("ndp", {"softmax": "in_batch"}),
+    ("class_balance", {"softmax": "in_batch", "beta": 0.99}), ("logq", {"softmax": "in_batch", "weight": 1.0}),
+    ("idn", {"softmax": "in_batch"}), ("bbn", {"softmax": "in_batch"}),
 ])
 def test_every_variant_trains(bundle, method, options):
   data = bundle.device_arrays()
