@@ -86,6 +86,7 @@ def test_tune_cli_end_to_end(tmp_path, capsys):
   by_row = {t["row"]: t["valid"]["overall/NDCG@50"] for t in trials}
   assert scores[best]["mean"] == pytest.approx(max(by_row.values()))
   assert "←" in (out_dir / "selection.md").read_text()
+  assert (out_dir / "selection-learning_rate.md").read_text() == (out_dir / "selection.md").read_text()
   # A rerun reuses every trial.
   assert cli.main(argv) == 0
   assert len((out_dir / "trials.jsonl").read_text().splitlines()) == 4

@@ -123,9 +123,13 @@ def _tune_locked(spec, tspec, rows, params, seeds, data_dir, out_root, download,
       se = f"{s['se']:.2f}" if s["se"] is not None else "–"
       lines.append(f"| {name}{' ←' if name == best else ''} | {mean} | {se} | {s['n']} |")
     lines.append("")
-  store.write_text_atomic(out_dir / "selection.json", json.dumps(selection, indent=1))
-  store.write_text_atomic(out_dir / "selection.md", "\n".join(lines))
+  # selection.* is the latest search; selection-<params>.* keeps each search of a folder
+  # that several searches share (e.g. the learning rate of one row, γ of another).
+  tag = "+".join(params)
+  for name in ("selection", f"selection-{tag}"):
+    store.write_text_atomic(out_dir / f"{name}.json", json.dumps(selection, indent=1))
+    store.write_text_atomic(out_dir / f"{name}.md", "\n".join(lines))
   print("\n".join(lines))
-  print(f"[ltbench] wrote {out_dir / 'selection.json'}; record the chosen values in the spec "
-        "with where they came from", file=sys.stderr)
+  print(f"[ltbench] wrote {out_dir / f'selection-{tag}.json'} (and selection.json); record the "
+        "chosen values in the spec with where they came from", file=sys.stderr)
   return selection

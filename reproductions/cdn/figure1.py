@@ -15,7 +15,7 @@ import pandas as pd
 
 from ltbench.harness import figures, report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.cdn.common import CELLS, GAMMA, MODEL, NOTES, PAPER_CITATION, TRAIN, quick_variant
+from reproductions.cdn.common import PER_DATASET, CELLS, GAMMA, MODEL, NOTES, PAPER_CITATION, TRAIN, quick_variant
 
 SAMPLER = {"H": "natural", "T": "omega_r"}
 
@@ -63,4 +63,4 @@ def get_spec() -> TableSpec:
       id="cdn/figure1", title="Two-stage decoupling forgets: tail vs overall HR@50 (MovieLens-1M)",
       paper=f"{PAPER_CITATION}, Figure 1", dataset="ml-1m", cells=CELLS, rows=ROWS,
       train=TRAIN, model=MODEL, claims=CLAIMS, notes=NOTES, figure=figure,
-      quick=lambda: quick_variant(get_spec()))
+      per_dataset=PER_DATASET, quick=lambda: quick_variant(get_spec()))

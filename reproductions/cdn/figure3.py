@@ -16,7 +16,7 @@ import pandas as pd
 from ltbench.harness import figures
 from ltbench.harness.report import summarise
 from ltbench.harness.spec import Claim, ClaimResult, Row, TableSpec
-from reproductions.cdn.common import (CELLS, GAMMA, ML1M, MODEL, NOTES, PAPER_CITATION, TRAIN,
+from reproductions.cdn.common import (PER_DATASET, CELLS, GAMMA, ML1M, MODEL, NOTES, PAPER_CITATION, TRAIN,
                                       quick_variant)
 
 ROWS = (Row("CDN", "cdn", {"gamma": GAMMA}, ML1M["CDN"], note=f"γ = {GAMMA}, 1 + 1 experts sized to the item "
@@ -76,4 +76,4 @@ def get_spec() -> TableSpec:
       id="cdn/figure3", title="CDN gate values of the two experts, head vs tail items (MovieLens-1M)",
       paper=f"{PAPER_CITATION}, Figure 3", dataset="ml-1m", cells=CELLS, rows=ROWS,
       train=TRAIN, model=MODEL, claims=CLAIMS, notes=NOTES, figure=figure,
-      quick=lambda: quick_variant(get_spec()))
+      per_dataset=PER_DATASET, quick=lambda: quick_variant(get_spec()))

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ltbench.harness import figures
 from ltbench.harness.spec import Claim, ClaimResult, Row, TableSpec
-from reproductions.cdn.common import CELLS, MODEL, NOTES, PAPER_CITATION, TRAIN, quick_variant
+from reproductions.cdn.common import PER_DATASET_TRAIN_ONLY, CELLS, MODEL, NOTES, PAPER_CITATION, TRAIN, quick_variant
 
 GAMMAS = (1.2, 1.5, 2.1, 3.0, 5.0, 10.0, 30.0)
 ROWS = tuple(Row(f"γ={g:g}", "cdn", {"gamma": g},
@@ -78,4 +78,5 @@ def get_spec() -> TableSpec:
       id="cdn/figure4", title="NDCG@50 (overall / head / tail) against γ on MovieLens-1M",
       paper=f"{PAPER_CITATION}, Figure 4", dataset="ml-1m", cells=CELLS, rows=ROWS,
       train=TRAIN, model=MODEL, claims=CLAIMS, notes=NOTES, figure=figure,
+      per_dataset=PER_DATASET_TRAIN_ONLY,
       quick=lambda: dataclasses.replace(quick_variant(get_spec()), figure=figure))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.cdn.common import (CDN_GRID, CELLS, GAMMA, LOGQ_GRID, ML1M, MODEL, NOTES,
+from reproductions.cdn.common import (PER_DATASET, CDN_GRID, CELLS, GAMMA, LOGQ_GRID, ML1M, MODEL, NOTES,
                                       PAPER_CITATION, TRAIN, grid, quick_variant)
 
 
@@ -80,4 +80,4 @@ def get_spec() -> TableSpec:
       title="CDN vs baselines on MovieLens-1M (HR@50, NDCG@50; overall / head / tail)",
       paper=f"{PAPER_CITATION}, Table 2", dataset="ml-1m", cells=CELLS, rows=ROWS,
       seeds=(0, 1, 2, 3, 4), train=TRAIN, model=MODEL, claims=CLAIMS, notes=NOTES,
-      quick=lambda: quick_variant(get_spec()))
+      per_dataset=PER_DATASET, quick=lambda: quick_variant(get_spec()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.cdn.common import (CDN_GRID, CELLS, EXPERTS_GRID, GAMMA, GAMMA_GRID, ML1M,
+from reproductions.cdn.common import (PER_DATASET, CDN_GRID, CELLS, EXPERTS_GRID, GAMMA, GAMMA_GRID, ML1M,
                                       MODEL, NOTES, PAPER_CITATION, TRAIN, grid, quick_variant)
 
 ROWS = (
@@ -51,4 +51,4 @@ def get_spec() -> TableSpec:
       id="cdn/table4", title="Cross decoupling ablation on MovieLens-1M (BDN / UDN / IDN / CDN)",
       paper=f"{PAPER_CITATION}, Table 4", dataset="ml-1m", cells=CELLS, rows=ROWS,
       train=TRAIN, model=MODEL, claims=CLAIMS, notes=NOTES,
-      quick=lambda: quick_variant(get_spec()))
+      per_dataset=PER_DATASET, quick=lambda: quick_variant(get_spec()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.cdn.common import (CDN_GRID, CELLS, GAMMA, GAMMA_GRID, ML1M, MODEL, NOTES,
+from reproductions.cdn.common import (PER_DATASET, CDN_GRID, CELLS, GAMMA, GAMMA_GRID, ML1M, MODEL, NOTES,
                                       PAPER_CITATION, TRAIN, grid, quick_variant)
 
 ROWS = (
@@ -50,4 +50,4 @@ def get_spec() -> TableSpec:
       id="cdn/table5", title="Expert designs on MovieLens-1M (Unbalanced/Balanced, Head/Tail, Mem/Gen)",
       paper=f"{PAPER_CITATION}, Table 5", dataset="ml-1m", cells=CELLS, rows=ROWS,
       train=TRAIN, model=MODEL, claims=CLAIMS, notes=NOTES_5,
-      quick=lambda: quick_variant(get_spec()))
+      per_dataset=PER_DATASET, quick=lambda: quick_variant(get_spec()))
