@@ -280,9 +280,9 @@ def build_stream(user_N, item_N, time_N, num_users: int, num_items: int,
   bounds = period_boundaries(time_N, cfg.num_periods, cfg.cut)
   P = cfg.num_periods
   first_online = int(round(cfg.first_online * P))
-  first_test = max(int(round(cfg.first_test * P)), 1)  # period 0 has no model to test
-  if first_test >= P:
-    raise ValueError(f"first_test={cfg.first_test} of {P} periods leaves no tested period")
+  # At least one tested period, and never period 0 (no earlier model to test).
+  first_test = min(max(int(round(cfg.first_test * P)), 1), P - 1)
+  first_online = min(first_online, first_test)
   rows, test_start = _test_layout(user_N, bounds, first_test, cfg.test_users == "returning")
   if rows.size == 0:
     raise ValueError(f"the tested periods {first_test}..{P - 1} hold no test rows "

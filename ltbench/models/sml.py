@@ -33,8 +33,9 @@ GELUS = {"sigmoid": gelu_sigmoid, "tanh": lambda x: jax.nn.gelu(x, approximate=T
 def stack_inputs(w_prev_BxD, w_hat_BxD, eps=1e-8, detach_dot=True):
   """The stack layer H⁰, [B, 3, D].
 
-  eps: the ε of ‖w_{t−1}‖ + ε (the official code has none; without it w_{t−1} = 0 is NaN). detach_dot: no gradient flows
-  into ŵ_t through the third row, as in the official code (ŵ_t is detached there).
+  eps: the ε of ‖w_{t−1}‖ + ε (the official code has none; without it w_{t−1} = 0 is NaN).
+  detach_dot: no gradient flows into ŵ_t through the third row, as in the official code
+  (ŵ_t is detached there).
   """
   w_dot_hat = jax.lax.stop_gradient(w_hat_BxD) if detach_dot else w_hat_BxD
   norm_Bx1 = jnp.linalg.norm(w_prev_BxD, axis=-1, keepdims=True)
