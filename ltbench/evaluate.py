@@ -187,10 +187,10 @@ def _rank_sampled_chunk(user_SxCxD, item_SxIxD, target_C, negatives_CxN):
   target_item_SxCxD = item_SxIxD[:, target_C]
   negative_item_SxCxNxD = item_SxIxD[:, negatives_CxN]
   if user_SxCxD.ndim == 4:  # multi-interest users (IDW's MUR): score = max_m u_m · v
-    user_SxCxMxD = user_SxCxD
-    target_score_SxC = jnp.max(jnp.einsum("scmd,scd->scm", user_SxCxMxD, target_item_SxCxD), -1)
-    negative_scores_SxCxN = jnp.max(
-        jnp.einsum("scmd,scnd->scmn", user_SxCxMxD, negative_item_SxCxNxD), 2)
+    # Target and negatives in one contraction, so equal item vectors tie exactly.
+    cand_SxCxKxD = jnp.concatenate([target_item_SxCxD[:, :, None], negative_item_SxCxNxD], 2)
+    scores_SxCxK = jnp.max(jnp.einsum("scmd,sckd->sckm", user_SxCxD, cand_SxCxKxD), -1)
+    target_score_SxC, negative_scores_SxCxN = scores_SxCxK[..., 0], scores_SxCxK[..., 1:]
   else:
     target_score_SxC = jnp.einsum("scd,scd->sc", user_SxCxD, target_item_SxCxD)
     negative_scores_SxCxN = jnp.einsum("scd,scnd->scn", user_SxCxD, negative_item_SxCxNxD)

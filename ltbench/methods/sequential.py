@@ -14,6 +14,7 @@ The density-weighted wake phase (Eq. 10) will pass per-example weights through
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal
 
 import jax
@@ -61,6 +62,14 @@ def in_batch_logits(user_BxMxD, item_BxD, target_B, log_q_I, temperature=1.0,
                              labels_B if remove_accidental_hits else None)
 
 
+# Jitted: an eager (or eagerly vmapped) Flax init dispatches op by op, which took seconds.
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init_params(key, method, width):
+  inputs_1xW = jnp.zeros((1, width), jnp.int32)
+  return method.model.init(key, inputs_1xW, jnp.ones((1, width), bool),
+                           jnp.zeros((1,), jnp.int32))
+
+
 @dataclasses.dataclass(frozen=True)
 class SequentialTwoTower:
   """A `train.Method` on SequenceData.device_arrays(): SUR (num_interests = 1) or MUR."""
@@ -83,9 +92,7 @@ class SequentialTwoTower:
     return dataclasses.replace(self, name="")
 
   def init(self, key, data):
-    width = data["items_SxL"].shape[1] - 1
-    inputs_1xW = jnp.zeros((1, width), jnp.int32)
-    return self.model.init(key, inputs_1xW, jnp.ones((1, width), bool), jnp.zeros((1,), jnp.int32))
+    return _init_params(key, self, data["items_SxL"].shape[1] - 1)
 
   def sample(self, key, data, epoch, num_steps, batch_size):
     return permutation_batches(key, data["train_row_E"].shape[0], num_steps, batch_size)

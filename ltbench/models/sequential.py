@@ -66,8 +66,13 @@ class SelfAttention(nn.Module):
   @nn.compact
   def __call__(self, x_BxWxD, mask_BxW, deterministic: bool = True):
     dim = x_BxWxD.shape[-1]
-    proj = lambda name: nn.DenseGeneral((self.num_heads, self.head_dim), name=name)
-    q_BxWxHxK, k_BxWxHxK, v_BxWxHxK = (proj(n)(x_BxWxD) for n in ("query", "key", "value"))
+    proj = lambda name, bias: nn.DenseGeneral((self.num_heads, self.head_dim), use_bias=bias,
+                                              name=name)
+    # No key bias: q·(k + b) shifts every logit of a query by q·b, which the softmax cancels;
+    # its gradient is 0 up to rounding noise, which Adam would amplify to full-size steps.
+    q_BxWxHxK = proj("query", True)(x_BxWxD)
+    k_BxWxHxK = proj("key", False)(x_BxWxD)
+    v_BxWxHxK = proj("value", True)(x_BxWxD)
     logits_BxHxWxW = jnp.einsum("bqhk,bwhk->bhqw", q_BxWxHxK, k_BxWxHxK) / math.sqrt(self.head_dim)
     keep_Bx1x1xW = mask_BxW[:, None, None, :]
     logits_BxHxWxW = jnp.where(keep_Bx1x1xW, logits_BxHxWxW, _masked_value(logits_BxHxWxW.dtype))
