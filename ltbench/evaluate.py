@@ -183,10 +183,17 @@ def _rank_full_chunk(user_SxCxD, item_SxIxD, target_C, exclude_CxI):
 
 @jax.jit
 def _rank_sampled_chunk(user_SxCxD, item_SxIxD, target_C, negatives_CxN):
+  """(ranks_SxC, ties_SxC); a 4-D user_SxCxMxD scores by the max over its M vectors."""
   target_item_SxCxD = item_SxIxD[:, target_C]
   negative_item_SxCxNxD = item_SxIxD[:, negatives_CxN]
-  target_score_SxC = jnp.einsum("scd,scd->sc", user_SxCxD, target_item_SxCxD)
-  negative_scores_SxCxN = jnp.einsum("scd,scnd->scn", user_SxCxD, negative_item_SxCxNxD)
+  if user_SxCxD.ndim == 4:  # multi-interest users (IDW's MUR): score = max_m u_m · v
+    # Target and negatives in one contraction, so equal item vectors tie exactly.
+    cand_SxCxKxD = jnp.concatenate([target_item_SxCxD[:, :, None], negative_item_SxCxNxD], 2)
+    scores_SxCxK = jnp.max(jnp.einsum("scmd,sckd->sckm", user_SxCxD, cand_SxCxKxD), -1)
+    target_score_SxC, negative_scores_SxCxN = scores_SxCxK[..., 0], scores_SxCxK[..., 1:]
+  else:
+    target_score_SxC = jnp.einsum("scd,scd->sc", user_SxCxD, target_item_SxCxD)
+    negative_scores_SxCxN = jnp.einsum("scd,scnd->scn", user_SxCxD, negative_item_SxCxNxD)
   ties_SxC = jnp.sum(negative_scores_SxCxN == target_score_SxC[..., None], -1, dtype=jnp.int32)
   return jax.vmap(sampled_target_rank)(target_score_SxC, negative_scores_SxCxN), ties_SxC
 
@@ -274,7 +281,9 @@ def rank_sampled(user_SxUxD, item_SxIxD, target_U, negatives_UxN, chunk_size=102
   """Sampled protocol: rank each target among its own sampled negatives, for S models.
 
   Args:
-    user_SxUxD: float user embedding of each evaluation example, for each of S models.
+    user_SxUxD: float user embedding of each evaluation example, for each of S models; or
+      [S, U, M, D], M user vectors per example (multi-interest), scored by the largest
+      dot product over the M.
     item_SxIxD: float embeddings of the whole catalogue, for each of S models.
     target_U: int target item of each example.
     negatives_UxN: int sampled negative items of each example (e.g. N = 99).
@@ -288,8 +297,11 @@ def rank_sampled(user_SxUxD, item_SxIxD, target_U, negatives_UxN, chunk_size=102
   item_SxIxD = jnp.asarray(item_SxIxD)
   target_U = np.asarray(target_U)
   negatives_UxN = np.asarray(negatives_UxN)
-  _check_towers(user_SxUxD, item_SxIxD)
-  seeds, num_examples, _ = user_SxUxD.shape
+  if user_SxUxD.ndim == 4:
+    _check_towers(user_SxUxD[:, :, 0], item_SxIxD)
+  else:
+    _check_towers(user_SxUxD, item_SxIxD)
+  seeds, num_examples = user_SxUxD.shape[:2]
   num_items = item_SxIxD.shape[1]
   _expect_shape("target_U", target_U, (num_examples,))
   _expect_shape("negatives_UxN", negatives_UxN, (num_examples, None))

@@ -10,7 +10,7 @@ import jax
 
 from ltbench.data import samplers
 from ltbench.errors import SpecError
-from ltbench.methods import baselines, cdn
+from ltbench.methods import baselines, cdn, sequential
 
 
 def _softmax(objective_fn):
@@ -44,6 +44,24 @@ def _cdn(**preset):
   return factory
 
 
+def _sequential(num_interests: int, sur: bool = False):
+  """SUR / MUR on SequenceData (`bundle` is a SequenceData, `model_cfg` a
+  sequential.SeqModelConfig or None for the paper's; options: temperature=,
+  remove_accidental_hits=, and num_interests= for mur, e.g. Figure 6's sweep). The table runner does not drive sequence data yet: it loads a
+  Bundle and ranks with rank_full; use sequential.rank_eval."""
+  def factory(bundle, model_cfg, train_cfg, name, num_interests=num_interests, **options):
+    if model_cfg is None:
+      model_cfg = sequential.SeqModelConfig()
+    if not isinstance(model_cfg, sequential.SeqModelConfig):
+      raise TypeError(f"the sequential methods need a SeqModelConfig, got "
+                      f"{type(model_cfg).__name__}")
+    if sur and num_interests != 1:
+      raise ValueError(f"SUR has one user vector, got num_interests={num_interests}; use mur")
+    model_cfg = dataclasses.replace(model_cfg, num_interests=num_interests)
+    return sequential.SequentialTwoTower(name, bundle.num_items, model_cfg, **options)
+  return factory
+
+
 METHODS: dict[str, Callable] = {
     "two_tower": _softmax(baselines.softmax_objective),
     "class_balance": _softmax(baselines.class_balanced_objective),  # beta=
@@ -57,6 +75,8 @@ METHODS: dict[str, Callable] = {
     # item_side="mlp" shares one item tower between BBN's branches
     "bbn": _cdn(item_side="mlp_per_branch", adapter="cumulative", regulariser="reversed",
                 serve="average"),
+    "sur": _sequential(1, sur=True),  # IDW §4.3: one user vector
+    "mur": _sequential(5),  # IDW §4.3: M = 5 user vectors
 }
 
 

@@ -1,0 +1,157 @@
+"""SUR and MUR (Mehta et al., 2023, §3.1): the sequential two-tower trained with in-batch
+softmax and logQ correction (Eqs. 1-3), on `ltbench.data.sequences.SequenceData`.
+
+A training example is a (sequence row, target position) pair; the step gathers its input
+window with `example_inputs`, scores the batch's users against the batch's target items
+by max over the M user vectors, subtracts log p(y) from each column (Eq. 2; on for every
+model, as in the official code) and takes the softmax cross-entropy with the diagonal as
+labels. Serving gives [U, M, d] user vectors for the validation or test examples and the
+catalogue's item vectors; `rank_sampled` ranks them with the same max-over-M score.
+The density-weighted wake phase (Eq. 10) will pass per-example weights through
+`weights_B`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ltbench import evaluate, losses
+from ltbench.data.sequences import PAD, example_inputs
+from ltbench.methods.baselines import sampler_log_q
+from ltbench.models.sequential import SequentialTwoTower as SequentialModel
+from ltbench.models.sequential import max_over_m
+from ltbench.train import permutation_batches
+
+SERVE_CHUNK = 4096  # evaluation examples per user-tower call when serving
+
+
+@dataclasses.dataclass(frozen=True)
+class SeqModelConfig:
+  dim: int = 16  # d, embedding and output size (§4.4)
+  num_layers: int = 2  # self-attention layers of the user tower (§4.4)
+  num_heads: int = 4  # attention heads per layer (§4.4)
+  num_interests: int = 1  # M: 1 = SUR, 5 = MUR (§4.3)
+  item_sizes: tuple[int, ...] = (16, 16)  # item-tower Dense sizes (§4.4)
+  dropout: float = 0.0  # attention and item-MLP dropout (paper silent; official Amazon: 0.2)
+  positional: bool = False  # sine position codes in the user tower (official default: off)
+
+  def model(self, num_items: int) -> SequentialModel:
+    return SequentialModel(num_items, self.dim, self.num_layers, self.num_heads,
+                           self.num_interests, tuple(self.item_sizes), self.dropout,
+                           self.positional)
+
+
+def in_batch_logits(user_BxMxD, item_BxD, target_B, log_q_I, temperature=1.0,
+                    remove_accidental_hits=True):
+  """LogQ-corrected in-batch logits [B, B] (Eq. 2) with max-over-M scores; labels = diagonal.
+
+  Column j is the target of row j; log p(target_j) is subtracted after the temperature (as
+  tfrs does). With remove_accidental_hits, a column j != b holding row b's target item is
+  masked out of row b.
+  """
+  logits_BxB = max_over_m(user_BxMxD, item_BxD) / temperature
+  labels_B = jnp.arange(target_B.shape[0], dtype=jnp.int32)
+  return losses.logq_correct(logits_BxB, log_q_I[target_B],
+                             target_B if remove_accidental_hits else None,
+                             labels_B if remove_accidental_hits else None)
+
+
+# Jitted: an eager (or eagerly vmapped) Flax init dispatches op by op, which took seconds.
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init_params(key, method, width):
+  inputs_1xW = jnp.zeros((1, width), jnp.int32)
+  return method.model.init(key, inputs_1xW, jnp.ones((1, width), bool),
+                           jnp.zeros((1,), jnp.int32))
+
+
+@dataclasses.dataclass(frozen=True)
+class SequentialTwoTower:
+  """A `train.Method` on SequenceData.device_arrays(): SUR (num_interests = 1) or MUR."""
+
+  name: str
+  num_items: int  # catalogue size I
+  model_cfg: SeqModelConfig = SeqModelConfig()
+  temperature: float = 1.0  # divides the scores (paper silent; official ML config 0.01)
+  remove_accidental_hits: bool = True  # mask in-batch duplicates of a row's target
+
+  def __post_init__(self):
+    if not self.temperature > 0:
+      raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+  @property
+  def model(self) -> SequentialModel:
+    return self.model_cfg.model(self.num_items)
+
+  def program_key(self):
+    return dataclasses.replace(self, name="")
+
+  def init(self, key, data):
+    return _init_params(key, self, data["items_SxL"].shape[1] - 1)
+
+  def sample(self, key, data, epoch, num_steps, batch_size):
+    return permutation_batches(key, data["train_row_E"].shape[0], num_steps, batch_size)
+
+  def apply(self, params, inputs_BxW, mask_BxW, item_N, key=None):
+    """(user_BxMxD, item_NxD); dropout iff key."""
+    rngs = {"dropout": key} if key is not None else {}
+    return self.model.apply(params, inputs_BxW, mask_BxW, item_N, key is None, rngs=rngs)
+
+  def loss(self, params, batch_idx_B, data, key, epoch, weights_B=None):
+    row_B = data["train_row_E"][batch_idx_B]
+    pos_B = data["train_pos_E"][batch_idx_B]
+    inputs_BxW, mask_BxW = example_inputs(data["items_SxL"], row_B, pos_B)
+    target_B = data["items_SxL"][row_B, pos_B]
+    user_BxMxD, item_BxD = self.apply(params, inputs_BxW, mask_BxW, target_B, key)
+    logits_BxB = in_batch_logits(user_BxMxD, item_BxD, target_B, sampler_log_q("natural", data),
+                                 self.temperature, self.remove_accidental_hits)
+    labels_B = jnp.arange(target_B.shape[0], dtype=jnp.int32)
+    return losses.softmax_cross_entropy(logits_BxB, labels_B, weights_B), {}  # Eq. 3
+
+  def serve(self, params, data, part: Literal["valid", "test"] = "test"):
+    """(user_UxMxD for every sequence's validation or test example, item_IxD)."""
+    if part not in ("valid", "test"):
+      raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
+    items_SxL = data["items_SxL"]
+    num_seq = items_SxL.shape[0]
+    length_S = jnp.sum(items_SxL != PAD, axis=1)  # left-aligned: the count is the length
+    pos_S = length_S - (2 if part == "valid" else 1)
+    chunk = min(SERVE_CHUNK, num_seq)
+    num_chunks = -(-num_seq // chunk)
+    pad = num_chunks * chunk - num_seq
+    row_CxK = jnp.pad(jnp.arange(num_seq), (0, pad)).reshape(num_chunks, chunk)
+    pos_CxK = jnp.pad(pos_S, (0, pad), constant_values=1).reshape(num_chunks, chunk)
+    model = self.model
+
+    def users(args):
+      inputs_KxW, mask_KxW = example_inputs(items_SxL, *args)
+      return model.apply(params, inputs_KxW, mask_KxW, method=model.users)
+
+    user_CxKxMxD = jax.lax.map(users, (row_CxK, pos_CxK))
+    user_UxMxD = user_CxKxMxD.reshape(num_chunks * chunk, *user_CxKxMxD.shape[2:])[:num_seq]
+    item_IxD = model.apply(params, jnp.arange(self.num_items), method=model.items)
+    return user_UxMxD, item_IxD
+
+
+def rank_eval(user_SxUxMxD, item_SxIxD, seq_data, part: Literal["valid", "test"] = "test",
+              chunk_size=1024):
+  """(ranks_SxU, ties_SxU) of the validation or test targets of `seq_data` (a SequenceData)
+  for S seeds: against its fixed sampled negatives with `evaluate.rank_sampled` (max over M),
+  or, when it has none (full-ranking data such as idw-synthetic), against the whole
+  catalogue with max-over-M scores, minus nothing (sequences hold no seen-item exclusion).
+  """
+  targets_U = seq_data.eval_targets(part)
+  if seq_data.negatives_SxN is not None:
+    return evaluate.rank_sampled(user_SxUxMxD, item_SxIxD, targets_U, seq_data.negatives_SxN,
+                                 chunk_size, with_ties=True)
+  # Full ranking: the "negatives" of every example are the whole catalogue but its target.
+  num_items = item_SxIxD.shape[1]
+  all_UxI = np.broadcast_to(np.arange(num_items, dtype=np.int32), (len(targets_U), num_items))
+  others_UxN = all_UxI[all_UxI != targets_U[:, None]].reshape(len(targets_U), num_items - 1)
+  return evaluate.rank_sampled(user_SxUxMxD, item_SxIxD, targets_U, others_UxN, chunk_size,
+                               with_ties=True)

@@ -1,0 +1,181 @@
+"""Sequential two-tower model of IDW (Mehta et al., 2023, §3.1 and §4.4), Flax linen.
+
+User tower: the items of the input window, embedded and scaled by √d, a self-attention
+encoder (2 layers × 4 heads, d = 16), then parametric attention: M learned queries each
+attend over the encoder outputs and give one user vector (M = 1 is SUR, M > 1 is MUR).
+Item tower: an item-id embedding (scaled by √d) through two Dense(d) layers. The score of
+(user, item) is the largest dot product over the M user vectors (the official code's
+max-over-heads, `max_over_m`).
+
+Inputs come from `ltbench.data.sequences.example_inputs`: a right-aligned window of item
+ids with PAD (-1) before the history starts and a bool mask. Padded slots never reach a
+user vector: their embeddings are zeroed, they are masked as keys in every attention, and
+parametric attention gives them weight 0 (a test swaps their ids and compares).
+Where the paper is silent the layout follows the official code; see docs/decisions.md,
+"IDW (2023): the sequential two-tower".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ltbench.models.towers import Dropout
+
+
+def _masked_value(dtype):
+  return jnp.finfo(dtype).min / 2  # finite, so softmax gradients stay finite
+
+
+def _uniform(scale):
+  """U(−scale, scale), the official code's embedding (0.1) and query (0.05) init."""
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -scale, scale)
+  return init
+
+
+def max_over_m(user_BxMxD, item_CxD):
+  """Scores of B users (M vectors each) against C items: max_m u_bm · v_c, [B, C]."""
+  return jnp.max(jnp.einsum("bmd,cd->bmc", user_BxMxD, item_CxD), axis=1)
+
+
+def sinusoid_positions(length: int, dim: int) -> jnp.ndarray:
+  """[length, dim] sine/cosine position codes (Vaswani et al., 2017)."""
+  pos_Lx1 = jnp.arange(length, dtype=jnp.float32)[:, None]
+  rate_1xH = jnp.exp(-math.log(10000.0) * jnp.arange(0, dim, 2, dtype=jnp.float32) / dim)[None, :]
+  angle_LxH = pos_Lx1 * rate_1xH
+  return jnp.stack([jnp.sin(angle_LxH), jnp.cos(angle_LxH)], -1).reshape(length, -1)[:, :dim]
+
+
+class SelfAttention(nn.Module):
+  """Multi-head self-attention over a padded window; padded slots are masked as keys.
+
+  Bidirectional: every slot sees the whole input window. That leaks nothing, because the
+  window holds only items before the target (`example_inputs`), and it is what the official
+  code does (a padding mask, no causal mask).
+  """
+
+  num_heads: int = 4  # attention heads
+  head_dim: int = 16  # key/value size per head (official: the model dim, as keras key_dim)
+  dropout: float = 0.0  # dropout on the attention weights
+
+  @nn.compact
+  def __call__(self, x_BxWxD, mask_BxW, deterministic: bool = True):
+    dim = x_BxWxD.shape[-1]
+    proj = lambda name, bias: nn.DenseGeneral((self.num_heads, self.head_dim), use_bias=bias,
+                                              name=name)
+    # No key bias: q·(k + b) shifts every logit of a query by q·b, which the softmax cancels;
+    # its gradient is 0 up to rounding noise, which Adam would amplify to full-size steps.
+    q_BxWxHxK = proj("query", True)(x_BxWxD)
+    k_BxWxHxK = proj("key", False)(x_BxWxD)
+    v_BxWxHxK = proj("value", True)(x_BxWxD)
+    logits_BxHxWxW = jnp.einsum("bqhk,bwhk->bhqw", q_BxWxHxK, k_BxWxHxK) / math.sqrt(self.head_dim)
+    keep_Bx1x1xW = mask_BxW[:, None, None, :]
+    logits_BxHxWxW = jnp.where(keep_Bx1x1xW, logits_BxHxWxW, _masked_value(logits_BxHxWxW.dtype))
+    attn_BxHxWxW = Dropout(self.dropout)(jax.nn.softmax(logits_BxHxWxW, -1), deterministic)
+    out_BxWxHxK = jnp.einsum("bhqw,bwhk->bqhk", attn_BxHxWxW, v_BxWxHxK)
+    return nn.DenseGeneral(dim, axis=(-2, -1), name="out")(out_BxWxHxK)
+
+
+class ParametricAttention(nn.Module):
+  """M learned queries q_m attend over the encoder outputs h (§3.1):
+  z_m = Σ_i α_m^(i) h^(i), α_m = softmax_i(s · q_mᵀ h^(i)) over the unpadded slots, with a
+  learned scalar s (1 at init; keras Attention(use_scale=True) in the official code)."""
+
+  num_interests: int = 1  # M
+
+  @nn.compact
+  def __call__(self, h_BxWxD, mask_BxW):
+    dim = h_BxWxD.shape[-1]
+    q_MxD = self.param("queries", _uniform(0.05), (self.num_interests, dim))
+    scale = self.param("scale", nn.initializers.ones, ())
+    logits_BxMxW = scale * jnp.einsum("md,bwd->bmw", q_MxD, h_BxWxD)
+    logits_BxMxW = jnp.where(mask_BxW[:, None, :], logits_BxMxW,
+                             _masked_value(logits_BxMxW.dtype))
+    alpha_BxMxW = jax.nn.softmax(logits_BxMxW, -1)
+    return jnp.einsum("bmw,bwd->bmd", alpha_BxMxW, h_BxWxD)
+
+
+class UserTower(nn.Module):
+  """Item embeddings × √d → input projection → [self-attention, ELU, residual] × layers →
+  parametric attention; returns [B, M, d]."""
+
+  num_items: int  # catalogue size I
+  dim: int = 16  # d (§4.4)
+  num_layers: int = 2  # self-attention layers (§4.4)
+  num_heads: int = 4  # heads per layer (§4.4)
+  num_interests: int = 1  # M
+  dropout: float = 0.0  # attention-weight dropout
+  positional: bool = False  # add sine position codes (official default: off)
+
+  @nn.compact
+  def __call__(self, inputs_BxW, mask_BxW, deterministic: bool = True):
+    table = nn.Embed(self.num_items, self.dim, embedding_init=_uniform(0.1), name="item_embed")
+    keep_BxWx1 = mask_BxW[..., None].astype(jnp.float32)
+    # PAD (-1) would wrap around in a gather; read row 0 and zero it instead.
+    x_BxWxD = table(jnp.maximum(inputs_BxW, 0)) * keep_BxWx1 * math.sqrt(self.dim)
+    x_BxWxD = nn.Dense(self.dim, name="input_proj")(x_BxWxD)
+    if self.positional:
+      x_BxWxD = x_BxWxD + sinusoid_positions(x_BxWxD.shape[1], self.dim)[None]
+    for n in range(self.num_layers):
+      attn = SelfAttention(self.num_heads, self.dim, self.dropout, name=f"attention_{n}")
+      x_BxWxD = x_BxWxD + nn.elu(attn(x_BxWxD, mask_BxW, deterministic))
+    return ParametricAttention(self.num_interests, name="parametric")(x_BxWxD, mask_BxW)
+
+
+class ItemTower(nn.Module):
+  """Item-id embedding × √d through Dense layers (ELU and dropout between them, the last
+  linear); returns [N, sizes[-1]]."""
+
+  num_items: int  # catalogue size I
+  dim: int = 16  # embedding size
+  sizes: Sequence[int] = (16, 16)  # Dense sizes (§4.4: two layers of 16)
+  dropout: float = 0.0  # dropout after each hidden activation
+
+  @nn.compact
+  def __call__(self, item_N, deterministic: bool = True):
+    table = nn.Embed(self.num_items, self.dim, embedding_init=_uniform(0.1), name="item_embed")
+    x_NxD = table(item_N) * math.sqrt(self.dim)
+    for n, size in enumerate(self.sizes):
+      x_NxD = nn.Dense(size, name=f"dense_{n}")(x_NxD)
+      if n < len(self.sizes) - 1:
+        x_NxD = Dropout(self.dropout)(nn.elu(x_NxD), deterministic)
+    return x_NxD
+
+
+class SequentialTwoTower(nn.Module):
+  """The IDW backbone: `users` gives [B, M, d] user vectors, `items` [N, d] item vectors;
+  `__call__` returns both. The towers have their own item embeddings (official default)."""
+
+  num_items: int  # catalogue size I
+  dim: int = 16  # d
+  num_layers: int = 2  # user-tower self-attention layers
+  num_heads: int = 4  # heads per layer
+  num_interests: int = 1  # M (1 = SUR)
+  item_sizes: Sequence[int] = (16, 16)  # item-tower Dense sizes; the last must equal dim
+  dropout: float = 0.0  # dropout in both towers
+  positional: bool = False  # position codes in the user tower
+
+  def setup(self):
+    if self.item_sizes[-1] != self.dim:
+      raise ValueError(f"the item tower's last size must equal dim={self.dim} (dot-product "
+                       f"scores), got item_sizes={tuple(self.item_sizes)}")
+    if self.num_interests < 1:
+      raise ValueError(f"num_interests (M) must be >= 1, got {self.num_interests}")
+    self.user_tower = UserTower(self.num_items, self.dim, self.num_layers, self.num_heads,
+                                self.num_interests, self.dropout, self.positional)
+    self.item_tower = ItemTower(self.num_items, self.dim, tuple(self.item_sizes), self.dropout)
+
+  def __call__(self, inputs_BxW, mask_BxW, item_N, deterministic: bool = True):
+    return (self.users(inputs_BxW, mask_BxW, deterministic),
+            self.items(item_N, deterministic))
+
+  def users(self, inputs_BxW, mask_BxW, deterministic: bool = True):
+    return self.user_tower(inputs_BxW, mask_BxW, deterministic)
+
+  def items(self, item_N, deterministic: bool = True):
+    return self.item_tower(item_N, deterministic)
