@@ -241,3 +241,99 @@ def sampled_softmax_logq(user_BxD, pos_item_BxD, neg_item_NxD, log_q_pos_B, log_
   logits_BxK = jnp.concatenate([pos_logit_B[:, None], neg_logits_BxN], axis=-1)
   labels_B = jnp.zeros((batch,), jnp.int32)
   return softmax_cross_entropy(logits_BxK, labels_B, weights_B)
+
+
+def focal_softmax_cross_entropy(logits_BxC, labels_B, gamma, weights_B=None):
+  """Softmax focal loss, averaged over the batch: mean_b w_b · −(1 − p_b)^γ · log p_b, with
+  p_b the softmax probability of row b's label column.
+
+  The modulating factor (1 − p)^γ is differentiated through, as in Lin et al.; γ = 0 is
+  `softmax_cross_entropy`. 1 − p is computed as −expm1(log p), so well-classified rows
+  (p near 1) keep their digits.
+
+  Args:
+    logits_BxC: float logits, one row per example.
+    labels_B: int label column of each row.
+    gamma: focusing parameter γ ≥ 0 (scalar; may be traced).
+    weights_B: optional float per-example weights; None means all ones.
+
+  Returns:
+    Scalar mean over B (divided by B, not by the weights' sum).
+
+  Example:
+    >>> float(focal_softmax_cross_entropy(jnp.log(jnp.array([[0.5, 0.5]])), jnp.array([0]), 2.0))
+    0.1732...
+
+  References:
+    Lin et al., "Focal loss for dense object detection", TPAMI 2018 (IDW's "Focal balance").
+  """
+  logits_BxC = jnp.asarray(logits_BxC)
+  labels_B = jnp.asarray(labels_B)
+  _expect_shape("logits_BxC", logits_BxC, (None, None))
+  _expect_shape("labels_B", labels_B, (logits_BxC.shape[0],))
+  log_p_BxC = jax.nn.log_softmax(logits_BxC, axis=-1)
+  log_p_B = jnp.take_along_axis(log_p_BxC, labels_B[:, None], axis=-1)[:, 0]
+  loss_B = -jnp.power(-jnp.expm1(log_p_B), gamma) * log_p_B
+  if weights_B is not None:
+    weights_B = jnp.asarray(weights_B)
+    _expect_shape("weights_B", weights_B, (logits_BxC.shape[0],))
+    loss_B = weights_B * loss_B
+  return jnp.mean(loss_B)
+
+
+def ldam_margins(counts_I, max_margin):
+  """Per-item LDAM margins δ_y ∝ n_y^(−1/4), scaled so the rarest item seen gets max_margin.
+
+  Args:
+    counts_I: training count of each item; items with count 0 get the rarest seen item's
+      margin (they are never labels, so it does not matter).
+    max_margin: the largest margin (LDAM-DRW's max_m, 0.5 by default there); may be traced.
+
+  Returns:
+    float32 [I] margins: max_margin · (n_y / min_{n>0} n)^(−1/4).
+
+  References:
+    Cao et al., "Learning imbalanced datasets with label-distribution-aware margin loss",
+    NeurIPS 2019 (IDW's "Qmargin": δ_y ∝ p(y)^(−1/4)).
+  """
+  counts_I = jnp.asarray(counts_I, jnp.float32)
+  _expect_shape("counts_I", counts_I, (None,))
+  n_min = jnp.min(jnp.where(counts_I > 0, counts_I, jnp.inf))
+  return max_margin * (jnp.maximum(counts_I, n_min) / n_min) ** -0.25
+
+
+def subtract_label_margin(logits_BxC, labels_B, margin_B):
+  """LDAM's logits: margin_b subtracted from row b's label column only."""
+  logits_BxC = jnp.asarray(logits_BxC)
+  labels_B = jnp.asarray(labels_B)
+  is_label_BxC = jnp.arange(logits_BxC.shape[1])[None, :] == labels_B[:, None]
+  return logits_BxC - jnp.where(is_label_BxC, jnp.asarray(margin_B)[:, None], 0.0)
+
+
+def frequency_balance_weights(counts_I):
+  """Eq. 5's per-item weights 1/p(y), scaled to 1/(p(y) · I_seen) with p(y) = n_y / Σn and
+  I_seen the items with n > 0, so that the training examples' mean weight is 1 (the scale
+  of Eq. 5's 1/p(y) only rescales the loss). Items with count 0 (never labels) get 0.
+
+  References:
+    Mehta et al., 2023, Eq. 5; He and Garcia, "Learning from imbalanced data", 2009.
+  """
+  counts_I = jnp.asarray(counts_I, jnp.float32)
+  _expect_shape("counts_I", counts_I, (None,))
+  seen_I = counts_I > 0
+  p_I = counts_I / jnp.sum(counts_I)
+  return jnp.where(seen_I, 1.0 / (jnp.where(seen_I, p_I, 1.0) * jnp.sum(seen_I)), 0.0)
+
+
+def tau_normalize(item_IxD, tau):
+  """τ-normalised item vectors v / ‖v‖^τ (τ = 1: unit vectors, τ = 0: unchanged), the
+  post-hoc classifier normalisation of Kang et al. (IDW's "Item Norm (Post-hoc)").
+  A zero vector stays zero.
+
+  References:
+    Kang et al., "Decoupling representation and classifier for long-tailed recognition",
+    ICLR 2020.
+  """
+  item_IxD = jnp.asarray(item_IxD)
+  norm_Ix1 = jnp.linalg.norm(item_IxD, axis=-1, keepdims=True)
+  return item_IxD / jnp.where(norm_Ix1 > 0, norm_Ix1, 1.0) ** tau

@@ -10,7 +10,7 @@ import jax
 
 from ltbench.data import samplers
 from ltbench.errors import SpecError
-from ltbench.methods import baselines, cdn, sequential
+from ltbench.methods import baselines, cdn, idw, sequential
 
 
 def _softmax(objective_fn):
@@ -44,11 +44,13 @@ def _cdn(**preset):
   return factory
 
 
-def _sequential(num_interests: int, sur: bool = False):
-  """SUR / MUR on SequenceData (`bundle` is a SequenceData, `model_cfg` a
-  sequential.SeqModelConfig or None for the paper's; options: temperature=,
-  remove_accidental_hits=, and num_interests= for mur, e.g. Figure 6's sweep). The table runner does not drive sequence data yet: it loads a
-  Bundle and ranks with rank_full; use sequential.rank_eval."""
+def _sequential(num_interests: int, sur: bool = False, idw_method: bool = False, **preset):
+  """SUR / MUR and the IDW Table 1 rows on SequenceData (`bundle` is a SequenceData,
+  `model_cfg` a sequential.SeqModelConfig or None for the paper's; options: temperature=,
+  remove_accidental_hits=, the baselines' gamma= / max_margin= / tau=, weighting= for IDW,
+  and num_interests= for the M > 1 rows, e.g. Figure 6's sweep). The table runner does not
+  drive sequence data yet: it loads a Bundle and ranks with rank_full; use
+  sequential.rank_eval, and idw.run_idw to train the IDW rows."""
   def factory(bundle, model_cfg, train_cfg, name, num_interests=num_interests, **options):
     if model_cfg is None:
       model_cfg = sequential.SeqModelConfig()
@@ -58,7 +60,12 @@ def _sequential(num_interests: int, sur: bool = False):
     if sur and num_interests != 1:
       raise ValueError(f"SUR has one user vector, got num_interests={num_interests}; use mur")
     model_cfg = dataclasses.replace(model_cfg, num_interests=num_interests)
-    return sequential.SequentialTwoTower(name, bundle.num_items, model_cfg, **options)
+    if idw_method:
+      weighting = options.pop("weighting", "mass")
+      base = sequential.SequentialTwoTower(name, bundle.num_items, model_cfg, **options)
+      return idw.IDWTwoTower(name, base, weighting=weighting)
+    return sequential.SequentialTwoTower(name, bundle.num_items, model_cfg,
+                                         **{**preset, **options})
   return factory
 
 
@@ -77,6 +84,14 @@ METHODS: dict[str, Callable] = {
                 serve="average"),
     "sur": _sequential(1, sur=True),  # IDW §4.3: one user vector
     "mur": _sequential(5),  # IDW §4.3: M = 5 user vectors
+    # IDW Table 1 baselines: MUR (M = 5) with another loss or item normalisation
+    "frequency_balance": _sequential(5, objective="frequency_balance"),  # Eq. 5
+    "focal_balance": _sequential(5, objective="focal"),  # gamma=
+    "qmargin": _sequential(5, objective="qmargin"),  # max_margin=
+    "item_norm": _sequential(5, item_norm="train"),  # unit item vectors throughout
+    "item_norm_posthoc": _sequential(5, item_norm="post_hoc"),  # tau= at serving only
+    "sur_idw": _sequential(1, sur=True, idw_method=True),  # weighting=; idw.run_idw
+    "mur_idw": _sequential(5, idw_method=True),
 }
 
 

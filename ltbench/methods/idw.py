@@ -3,19 +3,32 @@
 The sleep phase (Algorithm 2) fits a Gaussian KDE to the item tower's embeddings (Eq. 7),
 normalises the density relatively (Eq. 8) and moves the item weights towards 1 − p' with
 momentum (Eq. 9). kde_density is scipy.stats.gaussian_kde's estimate (Scott's factor, full
-weighted covariance) in jitted JAX; update_weights is Eqs. 8-9. The sequential backbone,
-the wake phase and the calibration step are still to come (issue #10).
+weighted covariance) in jitted JAX; update_weights is Eqs. 8-9.
+
+The method (Algorithm 1) on the SUR/MUR backbone of `methods.sequential`:
+`IDWTwoTower` is a `train.Method` whose parameters are {"model": backbone, "w_I": item
+weights}; phase "wake" trains both towers on the weighted loss (Eq. 10), phase "calibrate"
+the user tower alone on the unweighted loss (item tower and weights frozen through
+`update_mask`). `sleep_weights` is Algorithm 2 for one seed, `sleep_fn` its jitted,
+seed-vmapped form, and `run_idw` the driver: a Python loop over phases and epochs, each
+epoch the shared jitted epoch function of `ltbench.train`. Choices: docs/decisions.md,
+"IDW (2023): the sleep/wake method".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
+import time
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
+from ltbench import train as train_lib
 from ltbench.checks import expect_shape
 
 _CHUNK_PAIRS = 1 << 24  # query-point pairs per chunk: a [C, N] float32 block of 64 MiB
@@ -170,3 +183,230 @@ def _eqs_8_9(w_I, density_I, momentum):
   p_rel_I = jnp.where(span > 0, (density_I - lo) / jnp.where(span > 0, span, 1.0), 0.0)  # Eq. 8
   h_I = 1.0 - p_rel_I
   return momentum * w_I + (1.0 - momentum) * h_I / jnp.sum(h_I)  # Eq. 9
+
+
+# -- the method (Algorithm 1) ------------------------------------------------------------
+
+
+def initial_weights(counts_I) -> jax.Array:
+  """w^(0): the normalised item frequencies n_k / Σn (Algorithm 1, line 2)."""
+  counts_I = jnp.asarray(counts_I, jnp.float32)
+  return counts_I / jnp.sum(counts_I)
+
+
+def example_weights(w_I, counts_I, weighting: str = "mass") -> jax.Array:
+  """The per-item factor each training example of target y gets in the wake loss (Eq. 10).
+
+  "mass" (default; the official code's `item_weight / item_count`): w_y / p(y), p(y) =
+  n_y / Σn, so w is the share of the loss each item carries: w^(0) = p gives exactly the
+  unweighted loss (Algorithm 1's θ^(0), φ^(0)) and a uniform w the frequency-balanced Eq. 5.
+  "eq10" (Eq. 10 as printed): I_seen · w_y, so a uniform w over the I_seen items that are
+  targets gives exactly the unweighted loss. Items never a target get 0.
+  """
+  counts_I = jnp.asarray(counts_I, jnp.float32)
+  seen_I = counts_I > 0
+  if weighting == "mass":
+    p_I = counts_I / jnp.sum(counts_I)
+    return jnp.where(seen_I, w_I / jnp.where(seen_I, p_I, 1.0), 0.0)
+  if weighting == "eq10":
+    return jnp.where(seen_I, w_I * jnp.sum(seen_I), 0.0)
+  raise ValueError(f"weighting must be 'mass' or 'eq10', got {weighting!r}")
+
+
+def sleep_weights(item_IxD, w_I, target_I, momentum):
+  """Algorithm 2 on given item vectors: (w^(t+1), ‖w^(t+1) − w^(t)‖∞).
+
+  The KDE (Eq. 7) is fitted on every item vector weighted by w (items never a target
+  have w = 0 and add no kernel) and evaluated at the items; Eqs. 8-9 (`update_weights`)
+  run over the target items only: the others get the largest target density, hence
+  h = 1 − p' = 0, so they stay out of Σh and keep w = 0.
+
+  Args:
+    item_IxD: float [I, D] item-tower outputs v_k (I > D).
+    w_I: float [I] current weights w^(t) (sum 1 over the targets, 0 elsewhere).
+    target_I: bool [I], the items that are training targets.
+    momentum: m of Eq. 9 (may be traced).
+  """
+  density_I = kde_density(item_IxD, item_IxD, w_I)  # Eq. 7
+  top = jnp.max(jnp.where(target_I, density_I, -jnp.inf))
+  density_I = jnp.where(target_I, density_I, top)
+  w_next_I = jnp.where(target_I, _eqs_8_9(w_I, density_I, momentum), 0.0)  # Eqs. 8-9
+  return w_next_I, jnp.max(jnp.abs(w_next_I - w_I))
+
+
+@dataclasses.dataclass(frozen=True)
+class IDWTwoTower:
+  """SUR-IDW / MUR-IDW: a `train.Method` over {"model": backbone params, "w_I": weights}.
+
+  phase "wake": both towers, loss weighted per example by `example_weights` of the
+  target (Eq. 10); with w = w^(0) ("mass") this is the unweighted pre-training of
+  Algorithm 1, line 3, so one compiled program serves both ("pretrain", unweighted, is
+  used for "eq10"). phase "calibrate": the user
+  tower only, unweighted loss (§3.3, "User Tower Calibration"). The weights are never
+  trained; the sleep phase sets them.
+  """
+
+  name: str
+  base: Any  # methods.sequential.SequentialTwoTower (objective "softmax")
+  phase: Literal["pretrain", "wake", "calibrate"] = "wake"
+  weighting: Literal["mass", "eq10"] = "mass"  # how w reaches the loss (`example_weights`)
+
+  def __post_init__(self):
+    if self.phase not in ("pretrain", "wake", "calibrate"):
+      raise ValueError(f"phase must be 'pretrain', 'wake' or 'calibrate', got {self.phase!r}")
+    if self.weighting not in ("mass", "eq10"):
+      raise ValueError(f"weighting must be 'mass' or 'eq10', got {self.weighting!r}")
+
+  @property
+  def num_items(self) -> int:
+    return self.base.num_items
+
+  @property
+  def model_cfg(self):
+    return self.base.model_cfg
+
+  def program_key(self):
+    return (self.base.program_key(), self.phase, self.weighting)
+
+  def hyper(self):
+    return self.base.hyper()
+
+  def init(self, key, data):
+    return {"model": self.base.init(key, data), "w_I": initial_weights(data["item_counts"])}
+
+  def sample(self, key, data, epoch, num_steps, batch_size):
+    return self.base.sample(key, data, epoch, num_steps, batch_size)
+
+  def loss(self, params, batch_idx_B, data, key, epoch):
+    if self.phase != "wake":  # pretrain, calibrate: unweighted (Eq. 3)
+      return self.base.loss(params["model"], batch_idx_B, data, key, epoch)
+    target_B = data["items_SxL"][data["train_row_E"][batch_idx_B],
+                                 data["train_pos_E"][batch_idx_B]]
+    w_I = jax.lax.stop_gradient(params["w_I"])
+    weights_B = example_weights(w_I, data["item_counts"], self.weighting)[target_B]  # Eq. 10
+    return self.base.loss(params["model"], batch_idx_B, data, key, epoch, weights_B)
+
+  def update_mask(self, params, epoch):
+    mask = jax.tree.map(lambda _: True, params)
+    mask["w_I"] = False
+    if self.phase == "calibrate":
+      inner = mask["model"]["params"]
+      inner["item_tower"] = jax.tree.map(lambda _: False, inner["item_tower"])
+    return mask
+
+  def item_vectors(self, params):
+    """The item tower's output for the whole catalogue, [I, d] (deterministic)."""
+    model = self.base.model
+    return model.apply(params["model"], jnp.arange(self.num_items), method=model.items)
+
+  def serve(self, params, data, part="test"):
+    return self.base.serve(params["model"], data, part)
+
+
+_SLEEP_FNS: dict[Any, Any] = {}
+
+
+def sleep_fn(method: IDWTwoTower):
+  """sleep(params_S, data, momentum) -> (params_S with new w_I, delta_S): Algorithm 2 for
+  every seed as one jitted, vmapped program (cached per backbone)."""
+  key = method.base.program_key()
+  if key not in _SLEEP_FNS:
+    def sleep(params, data, momentum):
+      w_I, delta = sleep_weights(method.item_vectors(params), params["w_I"],
+                                 data["item_counts"] > 0, momentum)
+      return {**params, "w_I": w_I}, delta
+    _SLEEP_FNS[key] = jax.jit(jax.vmap(sleep, in_axes=(0, None, None)))
+  return _SLEEP_FNS[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class IDWConfig:
+  momentum: float = 0.9  # m of Eq. 9 (§4.6.2's best of {0.7, 0.8, 0.9, 0.99})
+  eta: float = 4e-4  # η: stop when ‖w^(t+1) − w^(t)‖∞ < η (§4.6.2's best)
+  max_iterations: int = 5  # MAX_T, sleep/wake rounds at most (official train.py: 5)
+  pretrain_epochs: int = 10  # unweighted epochs before the first sleep (θ^(0), φ^(0))
+  wake_epochs: int = 5  # epochs per wake phase (official: up to 5 per iteration)
+  calibration_epochs: int = 5  # user-tower calibration epochs (0 = IDW w/o calibration)
+  calibration_lr: float | None = None  # Adam step size of calibration (None = training's)
+
+  def __post_init__(self):
+    if not 0.0 <= self.momentum <= 1.0:
+      raise ValueError(f"momentum must be in [0, 1], got {self.momentum}")
+    if self.eta < 0 or self.max_iterations < 0:
+      raise ValueError(f"eta and max_iterations must be >= 0, got {self.eta}, "
+                       f"{self.max_iterations}")
+
+
+@dataclasses.dataclass
+class IDWResult:
+  params: Any  # leading seed axis, after calibration
+  phi_star: Any  # host copy of the item-tower parameters before calibration (φ*)
+  deltas: np.ndarray  # [T, S] ‖Δw‖∞ of each sleep phase run
+  wake_rounds: np.ndarray  # [S] wake phases each seed trained (its t at the break)
+  losses: np.ndarray  # [S, epochs] mean training loss per epoch, all phases in order
+  phases: list[str]  # the phase of each epoch: "pretrain", "wake1", .., "calibrate"
+  seconds: float
+
+
+def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib.TrainConfig,
+            idw: IDWConfig = IDWConfig(), label: str = "idw") -> IDWResult:
+  """Algorithm 1 for S seeds: pre-train (unweighted), then up to MAX_T rounds of sleep
+  (new weights) and wake (weighted training), then user-tower calibration.
+
+  A seed stops for good at its first sleep phase with ‖Δw‖∞ < η: the later wake phases
+  still run for the others (one vmapped program), and the stopped seed's parameters and
+  optimiser state are put back afterwards, so it keeps φ^(t). Adam's state carries over
+  from pre-training through the wake phases (official code); calibration starts a fresh
+  Adam. `cfg.epochs` is not used: the phases' epochs come from `idw`.
+  """
+  t0 = time.time()
+  wake = dataclasses.replace(method, phase="wake")
+  calibrate = dataclasses.replace(method, phase="calibrate")
+  num_seeds = keys_S.shape[0]
+  num_steps = train_lib.steps_per_epoch(num_examples, cfg.batch_size)
+  hyper = train_lib.hyper_values(wake, cfg.weight_decay)
+  state = train_lib.init_state(wake, keys_S, data, cfg.learning_rate)
+  losses_S, phases = [], []
+
+  def run_epochs(fn, state, n, phase):
+    for _ in range(n):
+      state, loss_S = fn(state, keys_S, data, jnp.int32(len(phases)), hyper)
+      losses_S.append(np.asarray(loss_S))
+      phases.append(phase)
+      if cfg.log_every and len(phases) % cfg.log_every == 0:
+        print(f"  {label} epoch {len(phases)} ({phase})  loss {np.nanmean(losses_S[-1]):.4f}"
+              f"  ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
+    return state
+
+  wake_fn = train_lib.make_epoch_fn(wake, train_lib.ADAM, num_steps, cfg.batch_size)
+  # With "mass" weights, w^(0) makes the wake loss the unweighted one: no extra program.
+  pre_fn = wake_fn if method.weighting == "mass" else train_lib.make_epoch_fn(
+      dataclasses.replace(method, phase="pretrain"), train_lib.ADAM, num_steps, cfg.batch_size)
+  state = run_epochs(pre_fn, state, idw.pretrain_epochs, "pretrain")
+  sleep = sleep_fn(wake)
+  active_S = np.ones(num_seeds, bool)
+  wake_rounds_S = np.zeros(num_seeds, np.int64)
+  deltas = []
+  for t in range(idw.max_iterations):
+    params, delta_S = sleep(state.params, data, jnp.float32(idw.momentum))  # Algorithm 2
+    state = train_lib.TrainState(params, state.opt_state)
+    deltas.append(np.asarray(delta_S))
+    active_S &= deltas[-1] >= idw.eta  # Algorithm 1, line 6
+    if not active_S.any():
+      break
+    kept = None if active_S.all() else jax.tree.map(jnp.copy, state)  # the loop donates
+    state = run_epochs(wake_fn, state, idw.wake_epochs, f"wake{t + 1}")  # Eq. 10-11
+    if kept is not None:
+      on = jnp.asarray(active_S)
+      state = jax.tree.map(lambda new, old: jnp.where(
+          on.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), state, kept)
+    wake_rounds_S += active_S
+  phi_star = jax.tree.map(np.array, state.params["model"]["params"]["item_tower"])
+  lr = cfg.learning_rate if idw.calibration_lr is None else idw.calibration_lr
+  state = train_lib.TrainState(state.params, train_lib.opt_init(train_lib.ADAM, state.params, lr))
+  calib_fn = train_lib.make_epoch_fn(calibrate, train_lib.ADAM, num_steps, cfg.batch_size)
+  state = run_epochs(calib_fn, state, idw.calibration_epochs, "calibrate")
+  jax.block_until_ready(state.params)
+  return IDWResult(state.params, phi_star, np.asarray(deltas).reshape(-1, num_seeds),
+                   wake_rounds_S, np.stack(losses_S, 1) if losses_S else
+                   np.zeros((num_seeds, 0)), phases, time.time() - t0)

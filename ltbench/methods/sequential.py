@@ -7,7 +7,8 @@ by max over the M user vectors, subtracts log p(y) from each column (Eq. 2; on f
 model, as in the official code) and takes the softmax cross-entropy with the diagonal as
 labels. Serving gives [U, M, d] user vectors for the validation or test examples and the
 catalogue's item vectors; `rank_sampled` ranks them with the same max-over-M score.
-The density-weighted wake phase (Eq. 10) will pass per-example weights through
+The Table 1 baselines are options of the same method (`objective`, `item_norm`); IDW's
+density-weighted wake phase (Eq. 10, `methods.idw`) passes per-example weights through
 `weights_B`.
 """
 
@@ -62,6 +63,40 @@ def in_batch_logits(user_BxMxD, item_BxD, target_B, log_q_I, temperature=1.0,
                              labels_B if remove_accidental_hits else None)
 
 
+def _times(weights_B, extra_B):
+  return extra_B if weights_B is None else weights_B * extra_B
+
+
+def softmax_objective(logits_BxB, labels_B, target_B, counts_I, hyper, weights_B=None):
+  """Eq. 3: the (weighted) softmax cross-entropy of the logQ logits (SUR, MUR)."""
+  return losses.softmax_cross_entropy(logits_BxB, labels_B, weights_B)
+
+
+def frequency_balance_objective(logits_BxB, labels_B, target_B, counts_I, hyper,
+                                weights_B=None):
+  """Eq. 5: each example weighted by 1/p(y) of its target (mean 1 over training examples)."""
+  w_B = losses.frequency_balance_weights(counts_I)[target_B]
+  return losses.softmax_cross_entropy(logits_BxB, labels_B, _times(weights_B, w_B))
+
+
+def focal_objective(logits_BxB, labels_B, target_B, counts_I, hyper, weights_B=None):
+  """Focal balance: the softmax focal loss of the logQ logits, γ = hyper["gamma"]."""
+  return losses.focal_softmax_cross_entropy(logits_BxB, labels_B, hyper["gamma"], weights_B)
+
+
+def qmargin_objective(logits_BxB, labels_B, target_B, counts_I, hyper, weights_B=None):
+  """Qmargin (LDAM): the target's logit lowered by δ_y ∝ n_y^(−1/4) before the softmax."""
+  margin_B = losses.ldam_margins(counts_I, hyper["max_margin"])[target_B]
+  logits_BxB = losses.subtract_label_margin(logits_BxB, labels_B, margin_B)
+  return losses.softmax_cross_entropy(logits_BxB, labels_B, weights_B)
+
+
+OBJECTIVES = {"softmax": softmax_objective, "frequency_balance": frequency_balance_objective,
+              "focal": focal_objective, "qmargin": qmargin_objective}
+Objective = Literal["softmax", "frequency_balance", "focal", "qmargin"]
+ItemNorm = Literal["none", "train", "post_hoc"]
+
+
 # Jitted: an eager (or eagerly vmapped) Flax init dispatches op by op, which took seconds.
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _init_params(key, method, width):
@@ -79,17 +114,35 @@ class SequentialTwoTower:
   model_cfg: SeqModelConfig = SeqModelConfig()
   temperature: float = 1.0  # divides the scores (paper silent; official ML config 0.01)
   remove_accidental_hits: bool = True  # mask in-batch duplicates of a row's target
+  objective: Objective = "softmax"  # the loss on the logQ logits (Table 1 baselines)
+  gamma: float = 2.0  # focal γ (objective="focal"; Lin et al.'s default)
+  max_margin: float = 0.5  # Qmargin's largest margin, in logits (objective="qmargin"; LDAM's)
+  item_norm: ItemNorm = "none"  # "train": unit item vectors in training and serving (Item
+  # Norm); "post_hoc": v / ‖v‖^tau at serving only (Item Norm (Post-hoc))
+  tau: float = 1.0  # τ of the post-hoc normalisation
 
   def __post_init__(self):
     if not self.temperature > 0:
       raise ValueError(f"temperature must be positive, got {self.temperature}")
+    if self.objective not in OBJECTIVES:
+      raise ValueError(f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+    if self.item_norm not in ("none", "train", "post_hoc"):
+      raise ValueError(f"item_norm must be 'none', 'train' or 'post_hoc', got {self.item_norm!r}")
+    if not self.gamma >= 0 or not self.max_margin >= 0:
+      raise ValueError(f"gamma and max_margin must be >= 0, got {self.gamma}, {self.max_margin}")
 
   @property
   def model(self) -> SequentialModel:
     return self.model_cfg.model(self.num_items)
 
   def program_key(self):
-    return dataclasses.replace(self, name="")
+    # γ and the margin reach the loss as traced hyper values; post-hoc τ only acts at serving.
+    item_norm = "none" if self.item_norm == "post_hoc" else self.item_norm
+    return dataclasses.replace(self, name="", gamma=0.0, max_margin=0.0, item_norm=item_norm,
+                               tau=1.0)
+
+  def hyper(self):
+    return {"gamma": self.gamma, "max_margin": self.max_margin}
 
   def init(self, key, data):
     return _init_params(key, self, data["items_SxL"].shape[1] - 1)
@@ -108,10 +161,14 @@ class SequentialTwoTower:
     inputs_BxW, mask_BxW = example_inputs(data["items_SxL"], row_B, pos_B)
     target_B = data["items_SxL"][row_B, pos_B]
     user_BxMxD, item_BxD = self.apply(params, inputs_BxW, mask_BxW, target_B, key)
+    if self.item_norm == "train":
+      item_BxD = losses.tau_normalize(item_BxD, 1.0)
     logits_BxB = in_batch_logits(user_BxMxD, item_BxD, target_B, sampler_log_q("natural", data),
                                  self.temperature, self.remove_accidental_hits)
     labels_B = jnp.arange(target_B.shape[0], dtype=jnp.int32)
-    return losses.softmax_cross_entropy(logits_BxB, labels_B, weights_B), {}  # Eq. 3
+    hyper = data.get("hyper", self.hyper())
+    return OBJECTIVES[self.objective](logits_BxB, labels_B, target_B, data["item_counts"],
+                                      hyper, weights_B), {}
 
   def serve(self, params, data, part: Literal["valid", "test"] = "test"):
     """(user_UxMxD for every sequence's validation or test example, item_IxD)."""
@@ -135,6 +192,8 @@ class SequentialTwoTower:
     user_CxKxMxD = jax.lax.map(users, (row_CxK, pos_CxK))
     user_UxMxD = user_CxKxMxD.reshape(num_chunks * chunk, *user_CxKxMxD.shape[2:])[:num_seq]
     item_IxD = model.apply(params, jnp.arange(self.num_items), method=model.items)
+    if self.item_norm != "none":  # trained unit vectors, or τ-normalised post hoc
+      item_IxD = losses.tau_normalize(item_IxD, 1.0 if self.item_norm == "train" else self.tau)
     return user_UxMxD, item_IxD
 
 
