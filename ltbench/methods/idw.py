@@ -7,9 +7,10 @@ weighted covariance) in jitted JAX; update_weights is Eqs. 8-9.
 
 The method (Algorithm 1) on the SUR/MUR backbone of `methods.sequential`:
 `IDWTwoTower` is a `train.Method` whose parameters are {"model": backbone, "w_I": item
-weights}; phase "wake" trains both towers on the weighted loss (Eq. 10), phase "calibrate"
-the user tower alone on the unweighted loss (item tower and weights frozen through
-`update_mask`). `sleep_weights` is Algorithm 2 for one seed, `sleep_fn` its jitted,
+weights, "phase": a per-seed scalar}; the WAKE phase trains both towers on the weighted
+loss (Eq. 10), PRETRAIN both on the unweighted loss, CALIBRATE the user tower alone on the
+unweighted loss (item tower, weights and phase frozen through `update_mask`); one compiled
+epoch program serves all three. `sleep_weights` is Algorithm 2 for one seed, `sleep_fn` its jitted,
 seed-vmapped form, and `run_idw` the driver: a Python loop over phases and epochs, each
 epoch the shared jitted epoch function of `ltbench.train`. Choices: docs/decisions.md,
 "IDW (2023): the sleep/wake method".
@@ -234,26 +235,27 @@ def sleep_weights(item_IxD, w_I, target_I, momentum):
   return w_next_I, jnp.max(jnp.abs(w_next_I - w_I))
 
 
+PRETRAIN, WAKE, CALIBRATE = 0.0, 1.0, 2.0  # values of params["phase"]
+
+
 @dataclasses.dataclass(frozen=True)
 class IDWTwoTower:
-  """SUR-IDW / MUR-IDW: a `train.Method` over {"model": backbone params, "w_I": weights}.
+  """SUR-IDW / MUR-IDW: a `train.Method` over {"model": backbone params, "w_I": item
+  weights, "phase": PRETRAIN | WAKE | CALIBRATE}.
 
-  phase "wake": both towers, loss weighted per example by `example_weights` of the
-  target (Eq. 10); with w = w^(0) ("mass") this is the unweighted pre-training of
-  Algorithm 1, line 3, so one compiled program serves both ("pretrain", unweighted, is
-  used for "eq10"). phase "calibrate": the user
-  tower only, unweighted loss (§3.3, "User Tower Calibration"). The weights are never
-  trained; the sleep phase sets them.
+  WAKE trains both towers on the loss weighted per example by `example_weights` of the
+  target (Eq. 10); PRETRAIN (Algorithm 1, line 3) both towers on the unweighted loss;
+  CALIBRATE the user tower only, unweighted (§3.3, "User Tower Calibration"): the item
+  tower is frozen through `update_mask`. The phase is a per-seed value in the state, not
+  part of the program, so every phase runs the same compiled epoch function. The weights
+  and the phase are never trained (masked); the sleep phase and `run_idw` set them.
   """
 
   name: str
   base: Any  # methods.sequential.SequentialTwoTower (objective "softmax")
-  phase: Literal["pretrain", "wake", "calibrate"] = "wake"
   weighting: Literal["mass", "eq10"] = "mass"  # how w reaches the loss (`example_weights`)
 
   def __post_init__(self):
-    if self.phase not in ("pretrain", "wake", "calibrate"):
-      raise ValueError(f"phase must be 'pretrain', 'wake' or 'calibrate', got {self.phase!r}")
     if self.weighting not in ("mass", "eq10"):
       raise ValueError(f"weighting must be 'mass' or 'eq10', got {self.weighting!r}")
 
@@ -266,33 +268,32 @@ class IDWTwoTower:
     return self.base.model_cfg
 
   def program_key(self):
-    return (self.base.program_key(), self.phase, self.weighting)
+    return ("idw", self.base.program_key(), self.weighting)
 
   def hyper(self):
     return self.base.hyper()
 
   def init(self, key, data):
-    return {"model": self.base.init(key, data), "w_I": initial_weights(data["item_counts"])}
+    return {"model": self.base.init(key, data), "w_I": initial_weights(data["item_counts"]),
+            "phase": jnp.float32(PRETRAIN)}
 
   def sample(self, key, data, epoch, num_steps, batch_size):
     return self.base.sample(key, data, epoch, num_steps, batch_size)
 
   def loss(self, params, batch_idx_B, data, key, epoch):
-    if self.phase != "wake":  # pretrain, calibrate: unweighted (Eq. 3)
-      return self.base.loss(params["model"], batch_idx_B, data, key, epoch)
     target_B = data["items_SxL"][data["train_row_E"][batch_idx_B],
                                  data["train_pos_E"][batch_idx_B]]
     w_I = jax.lax.stop_gradient(params["w_I"])
     weights_B = example_weights(w_I, data["item_counts"], self.weighting)[target_B]  # Eq. 10
+    weights_B = jnp.where(params["phase"] == WAKE, weights_B, 1.0)  # else Eq. 3
     return self.base.loss(params["model"], batch_idx_B, data, key, epoch, weights_B)
 
   def update_mask(self, params, epoch):
-    mask = jax.tree.map(lambda _: True, params)
-    mask["w_I"] = False
-    if self.phase == "calibrate":
-      inner = mask["model"]["params"]
-      inner["item_tower"] = jax.tree.map(lambda _: False, inner["item_tower"])
-    return mask
+    train_items = params["phase"] != CALIBRATE
+    inner = params["model"]["params"]
+    model = {"params": {**jax.tree.map(lambda _: True, inner),
+                        "item_tower": jax.tree.map(lambda _: train_items, inner["item_tower"])}}
+    return {"model": model, "w_I": False, "phase": False}
 
   def item_vectors(self, params):
     """The item tower's output for the whole catalogue, [I, d] (deterministic)."""
@@ -348,6 +349,13 @@ class IDWResult:
   seconds: float
 
 
+def keep_stopped(new, old, active_S):
+  """Each leaf of `new` where the seed is active, else the seed's `old` leaf (seed axis 0)."""
+  on_S = jnp.asarray(active_S)
+  return jax.tree.map(lambda a, b: jnp.where(on_S.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+                      new, old)
+
+
 def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib.TrainConfig,
             idw: IDWConfig = IDWConfig(), label: str = "idw") -> IDWResult:
   """Algorithm 1 for S seeds: pre-train (unweighted), then up to MAX_T rounds of sleep
@@ -360,13 +368,18 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
   Adam. `cfg.epochs` is not used: the phases' epochs come from `idw`.
   """
   t0 = time.time()
-  wake = dataclasses.replace(method, phase="wake")
-  calibrate = dataclasses.replace(method, phase="calibrate")
   num_seeds = keys_S.shape[0]
   num_steps = train_lib.steps_per_epoch(num_examples, cfg.batch_size)
-  hyper = train_lib.hyper_values(wake, cfg.weight_decay)
-  state = train_lib.init_state(wake, keys_S, data, cfg.learning_rate)
+  hyper = train_lib.hyper_values(method, cfg.weight_decay)
+  # The jitted single-seed init, stacked: a vmapped Flax init compiles ~3x slower.
+  params_S = jax.tree.map(lambda *x: jnp.stack(x), *(method.init(k, data) for k in keys_S))
+  state = train_lib.TrainState(params_S, train_lib.opt_init(train_lib.ADAM, params_S,
+                                                            cfg.learning_rate))
   losses_S, phases = [], []
+
+  def set_phase(state, phase):
+    return train_lib.TrainState({**state.params, "phase": jnp.full((num_seeds,), phase, jnp.float32)},
+                                state.opt_state)
 
   def run_epochs(fn, state, n, phase):
     for _ in range(n):
@@ -378,12 +391,10 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
               f"  ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
     return state
 
-  wake_fn = train_lib.make_epoch_fn(wake, train_lib.ADAM, num_steps, cfg.batch_size)
-  # With "mass" weights, w^(0) makes the wake loss the unweighted one: no extra program.
-  pre_fn = wake_fn if method.weighting == "mass" else train_lib.make_epoch_fn(
-      dataclasses.replace(method, phase="pretrain"), train_lib.ADAM, num_steps, cfg.batch_size)
-  state = run_epochs(pre_fn, state, idw.pretrain_epochs, "pretrain")
-  sleep = sleep_fn(wake)
+  epoch_fn = train_lib.make_epoch_fn(method, train_lib.ADAM, num_steps, cfg.batch_size)
+  state = run_epochs(epoch_fn, state, idw.pretrain_epochs, "pretrain")
+  state = set_phase(state, WAKE)
+  sleep = sleep_fn(method)
   active_S = np.ones(num_seeds, bool)
   wake_rounds_S = np.zeros(num_seeds, np.int64)
   deltas = []
@@ -395,17 +406,15 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
     if not active_S.any():
       break
     kept = None if active_S.all() else jax.tree.map(jnp.copy, state)  # the loop donates
-    state = run_epochs(wake_fn, state, idw.wake_epochs, f"wake{t + 1}")  # Eq. 10-11
+    state = run_epochs(epoch_fn, state, idw.wake_epochs, f"wake{t + 1}")  # Eqs. 10-11
     if kept is not None:
-      on = jnp.asarray(active_S)
-      state = jax.tree.map(lambda new, old: jnp.where(
-          on.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), state, kept)
+      state = keep_stopped(state, kept, active_S)
     wake_rounds_S += active_S
   phi_star = jax.tree.map(np.array, state.params["model"]["params"]["item_tower"])
   lr = cfg.learning_rate if idw.calibration_lr is None else idw.calibration_lr
+  state = set_phase(state, CALIBRATE)
   state = train_lib.TrainState(state.params, train_lib.opt_init(train_lib.ADAM, state.params, lr))
-  calib_fn = train_lib.make_epoch_fn(calibrate, train_lib.ADAM, num_steps, cfg.batch_size)
-  state = run_epochs(calib_fn, state, idw.calibration_epochs, "calibrate")
+  state = run_epochs(epoch_fn, state, idw.calibration_epochs, "calibrate")
   jax.block_until_ready(state.params)
   return IDWResult(state.params, phi_star, np.asarray(deltas).reshape(-1, num_seeds),
                    wake_rounds_S, np.stack(losses_S, 1) if losses_S else
