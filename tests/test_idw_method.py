@@ -11,11 +11,10 @@ import pytest
 
 from ltbench import losses, methods, train
 from ltbench.data import registry
-from ltbench.data.sequences import example_inputs
 from ltbench.methods import idw, sequential
-from ltbench.methods.baselines import sampler_log_q
 
-TINY = sequential.SeqModelConfig(dim=8, num_layers=1, num_heads=2, item_sizes=(8, 8))
+# No self-attention layer (parametric attention over the embeddings): the smallest program.
+TINY = sequential.SeqModelConfig(dim=8, num_layers=0, num_heads=2, item_sizes=(8, 8))
 # One step per epoch: run_idw is told the data holds one batch (each epoch draws a new one).
 CFG = train.TrainConfig(batch_size=128, learning_rate=0.01, log_every=0)
 IDW = idw.IDWConfig(momentum=0.5, eta=0.0, max_iterations=2, pretrain_epochs=2,
@@ -69,20 +68,20 @@ def test_sleep_phase_weights_sum_to_one_and_favour_sparse_items():
   items_18x2 = np.concatenate([dense_12x2, sparse_4x2, rng.normal(size=(2, 2))]).astype(np.float32)
   target_18 = np.arange(18) < 16  # the last two items are never targets
   w0_18 = np.where(target_18, 1 / 16, 0.0).astype(np.float32)
-  w1, delta = idw.sleep_weights(items_18x2, w0_18, target_18, 0.5)
-  w1 = np.asarray(w1)
+
+  @jax.jit
+  def sleeps():
+    w1, delta = idw.sleep_weights(items_18x2, w0_18, target_18, 0.5)
+    # Oracle: Algorithm 2 spelled out over the target items with the public pieces.
+    density = idw.kde_density(items_18x2, items_18x2, w0_18)[:16]
+    return w1, delta, idw.update_weights(w0_18[:16], density, 0.5)
+
+  w1, delta, want = map(np.asarray, sleeps())
   np.testing.assert_allclose(w1.sum(), 1.0, rtol=1e-6)
   assert (w1[16:] == 0).all()
   assert w1[12:16].min() > 1 / 16 > w1[:12].max()  # towards the low-density items
-  # Oracle: Algorithm 2 spelled out over the target items with the public pieces.
-  density = idw.kde_density(items_18x2, items_18x2, w0_18)[:16]  # the same program
-  want = idw.update_weights(w0_18[:16], density, 0.5)
-  np.testing.assert_allclose(w1[:16], np.asarray(want), rtol=1e-5, atol=1e-8)
+  np.testing.assert_allclose(w1[:16], want, rtol=1e-5, atol=1e-8)
   np.testing.assert_allclose(float(delta), np.abs(w1 - w0_18).max(), rtol=1e-6)
-  # Repeated sleeps on fixed embeddings converge: ‖Δw‖ shrinks by the momentum at least.
-  w2, delta2 = idw.sleep_weights(items_18x2, w1, target_18, 0.5)
-  assert float(delta2) < float(delta)
-  np.testing.assert_allclose(float(np.asarray(w2).sum()), 1.0, rtol=1e-6)
 
 
 def test_stopping_rule(runs):
@@ -123,45 +122,48 @@ def test_calibration_freezes_the_item_tower(runs, mur_idw):
   np.testing.assert_array_equal(np.asarray(full.params["phase"]), idw.CALIBRATE)
 
 
-def test_wake_loss_with_equal_weights_is_the_unweighted_loss(seq_data, mur_idw):
+def test_wake_loss_with_equal_weights_is_the_unweighted_loss(runs, mur_idw):
+  # Through the compiled epoch program (one step per epoch; the epoch's loss is the loss of
+  # its batch before the step): same batch, different phase and weights.
+  data, params = runs["data"], runs["full"].params
+  epoch_fn = train.make_epoch_fn(mur_idw, train.ADAM, 1, CFG.batch_size)  # cached
+  hyper = train.hyper_values(mur_idw, 0.0)
+  w0_SxI = jnp.broadcast_to(idw.initial_weights(data["item_counts"]), params["w_I"].shape)
+
+  def loss(phase, w_SxI):
+    p = jax.tree.map(jnp.copy, {**params, "w_I": w_SxI})  # copies: the epoch donates them
+    p["phase"] = jnp.full((2,), phase, jnp.float32)
+    state = train.TrainState(p, train.opt_init(train.ADAM, p, 0.01))
+    return np.asarray(epoch_fn(state, KEYS, data, jnp.int32(0), hyper)[1])
+
+  plain = loss(idw.PRETRAIN, params["w_I"])
+  np.testing.assert_allclose(loss(idw.WAKE, w0_SxI), plain, rtol=1e-6)  # w^(0): unweighted
+  np.testing.assert_allclose(loss(idw.WAKE, 3.0 * w0_SxI), 3.0 * plain, rtol=1e-6)  # constant
+  np.testing.assert_array_equal(loss(idw.CALIBRATE, 5.0 * w0_SxI), plain)  # ignores w
+  assert not np.allclose(loss(idw.WAKE, params["w_I"]), plain)  # the sleep's w do weigh
+  # Eq. 10 as printed ("eq10"): equal weights over the targets give every example weight 1,
+  # i.e. the unweighted loss; "mass" gives frequency balance (Eq. 5) there.
+  counts_I = data["item_counts"]
+  seen_I = np.asarray(counts_I) > 0
+  uniform_I = jnp.where(seen_I, 1.0 / seen_I.sum(), 0.0)
+  ones = np.asarray(idw.example_weights(uniform_I, counts_I, "eq10"))
+  np.testing.assert_allclose(ones[seen_I], 1.0, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(idw.example_weights(uniform_I, counts_I, "mass")),
+                             np.asarray(losses.frequency_balance_weights(counts_I)), rtol=1e-5)
+
+
+def test_item_norm_trains_on_unit_item_vectors(seq_data, mur_idw):
+  # Item Norm's loss sees only the directions of the item vectors: scaling the item tower's
+  # output layer by 7 leaves it unchanged (the backbone's loss would change: logits × 7).
   data = seq_data.device_arrays()
-  params = mur_idw.init(jax.random.PRNGKey(0), data)
-  batch_B = jnp.arange(64)
-  seen_I = data["item_counts"] > 0
-  uniform_I = jnp.where(seen_I, 1.0 / jnp.sum(seen_I), 0.0)
-  eq10 = dataclasses.replace(mur_idw, weighting="eq10")
-
-  base = mur_idw.base
-  unit = dataclasses.replace(base, item_norm="train")
-
-  def unit_items_loss(params):  # Item Norm by hand: the backbone's loss on unit item vectors
-    row_B, pos_B = data["train_row_E"][batch_B], data["train_pos_E"][batch_B]
-    inputs_BxW, mask_BxW = example_inputs(data["items_SxL"], row_B, pos_B)
-    target_B = data["items_SxL"][row_B, pos_B]
-    user_BxMxD, item_BxD = base.apply(params, inputs_BxW, mask_BxW, target_B)
-    item_BxD = item_BxD / jnp.linalg.norm(item_BxD, axis=1, keepdims=True)
-    logits_BxB = sequential.in_batch_logits(user_BxMxD, item_BxD, target_B,
-                                            sampler_log_q("natural", data))
-    return losses.softmax_cross_entropy(logits_BxB, jnp.arange(64))
-
-  @jax.jit
-  def all_losses(params):
-    plain = base.loss(params["model"], batch_B, data, None, 0)[0]
-    at = lambda m, w, phase=idw.WAKE: m.loss({**params, "w_I": w, "phase": jnp.float32(phase)},
-                                              batch_B, data, None, 0)[0]
-    return (plain, at(eq10, uniform_I), at(eq10, 3.0 * uniform_I), at(mur_idw, params["w_I"]),
-            at(mur_idw, 5.0 * uniform_I, idw.CALIBRATE),
-            unit.loss(params["model"], batch_B, data, None, 0)[0],
-            unit_items_loss(params["model"]))
-
-  plain, eq10_uniform, eq10_triple, mass_w0, calib, unit, unit_want = map(
-      float, all_losses(params))
-  np.testing.assert_allclose(eq10_uniform, plain, rtol=1e-6)  # Eq. 10, equal weights
-  np.testing.assert_allclose(eq10_triple, 3.0 * plain, rtol=1e-6)  # up to the constant
-  np.testing.assert_allclose(mass_w0, plain, rtol=1e-6)  # "mass" at w^(0) = frequencies
-  assert calib == plain  # calibration (and pre-training) ignore the weights
-  np.testing.assert_allclose(unit, unit_want, rtol=1e-6)  # Item Norm in training
-  assert unit != plain
+  unit = dataclasses.replace(mur_idw.base, item_norm="train")
+  params = unit.init(jax.random.PRNGKey(0), data)
+  last = params["params"]["item_tower"][f"dense_{len(TINY.item_sizes) - 1}"]
+  scaled = {"params": {**params["params"], "item_tower": {
+      **params["params"]["item_tower"],
+      f"dense_{len(TINY.item_sizes) - 1}": jax.tree.map(lambda x: 7.0 * x, last)}}}
+  loss = jax.jit(lambda p: unit.loss(p, jnp.arange(64), data, None, 0)[0])
+  np.testing.assert_allclose(float(loss(scaled)), float(loss(params)), rtol=1e-5)
 
 
 def _np_ce(logits, labels):
@@ -174,56 +176,69 @@ LOGITS = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 0.3], [1.5, -0.5, 0.2]], np.floa
 LABELS = np.array([0, 1, 2])
 TARGETS = np.array([0, 1, 3])  # item ids of the three examples
 COUNTS = np.array([16.0, 1.0, 0.0, 81.0])  # item 2 is never a target
+ITEMS_3x2 = np.array([[3.0, 4.0], [0.0, 0.0], [0.6, 0.8]], np.float32)
 HYPER = {"gamma": 2.0, "max_margin": 0.5}
 
 
-def test_frequency_balance_against_hand_computed():
+@pytest.fixture(scope="module")
+def baseline_values():
+  """Every baseline quantity of the tiny case from one jitted program (eager ops would
+  compile one by one)."""
+  @jax.jit
+  def values():
+    args = (LOGITS, LABELS, TARGETS, COUNTS)
+    return {"freq_w": losses.frequency_balance_weights(COUNTS),
+            "freq": sequential.frequency_balance_objective(*args, HYPER),
+            "focal": sequential.focal_objective(*args, HYPER),
+            "focal0": sequential.focal_objective(*args, {"gamma": 0.0}),
+            "margins": losses.ldam_margins(COUNTS, 0.5),
+            "qmargin": sequential.qmargin_objective(*args, HYPER),
+            "tau": [losses.tau_normalize(ITEMS_3x2, t) for t in (1.0, 0.5, 0.0)]}
+  return jax.tree.map(np.asarray, values())
+
+
+def test_frequency_balance_against_hand_computed(baseline_values):
   # p = (16, 1, 0, 81) / 98 over I_seen = 3 items: w = 98 / (3 n).
   want_w = np.array([98 / 48, 98 / 3, 0.0, 98 / 243])
-  np.testing.assert_allclose(np.asarray(losses.frequency_balance_weights(COUNTS)), want_w,
-                             rtol=1e-6)
-  got = sequential.frequency_balance_objective(LOGITS, LABELS, TARGETS, COUNTS, HYPER)
+  np.testing.assert_allclose(baseline_values["freq_w"], want_w, rtol=1e-6)
   want = np.mean(want_w[TARGETS] * _np_ce(LOGITS, LABELS))
-  np.testing.assert_allclose(float(got), want, rtol=1e-6)
+  np.testing.assert_allclose(baseline_values["freq"], want, rtol=1e-6)
 
 
-def test_focal_balance_against_hand_computed():
+def test_focal_balance_against_hand_computed(baseline_values):
   ce = _np_ce(LOGITS, LABELS)
   p = np.exp(-ce)
-  got = sequential.focal_objective(LOGITS, LABELS, TARGETS, COUNTS, HYPER)
-  np.testing.assert_allclose(float(got), np.mean((1 - p) ** 2 * ce), rtol=1e-6)
-  # γ = 0 is the plain cross-entropy.
-  got0 = sequential.focal_objective(LOGITS, LABELS, TARGETS, COUNTS, {"gamma": 0.0})
-  np.testing.assert_allclose(float(got0), ce.mean(), rtol=1e-6)
+  np.testing.assert_allclose(baseline_values["focal"], np.mean((1 - p) ** 2 * ce), rtol=1e-6)
+  np.testing.assert_allclose(baseline_values["focal0"], ce.mean(), rtol=1e-6)  # γ = 0: CE
 
 
-def test_qmargin_against_hand_computed():
+def test_qmargin_against_hand_computed(baseline_values):
   # δ_y = 0.5 · (n_y / n_min)^(−1/4), n_min = 1: δ = (0.25, 0.5, ., 0.5/3).
-  margins = np.asarray(losses.ldam_margins(COUNTS, 0.5))
-  np.testing.assert_allclose(margins[[0, 1, 3]], [0.25, 0.5, 0.5 / 3], rtol=1e-6)
+  np.testing.assert_allclose(baseline_values["margins"][[0, 1, 3]], [0.25, 0.5, 0.5 / 3],
+                             rtol=1e-6)
   shifted = LOGITS.astype(np.float64).copy()
   shifted[[0, 1, 2], LABELS] -= [0.25, 0.5, 0.5 / 3]  # the target's logit only
-  got = sequential.qmargin_objective(LOGITS, LABELS, TARGETS, COUNTS, HYPER)
-  np.testing.assert_allclose(float(got), _np_ce(shifted, LABELS).mean(), rtol=1e-6)
+  np.testing.assert_allclose(baseline_values["qmargin"], _np_ce(shifted, LABELS).mean(),
+                             rtol=1e-6)
 
 
-def test_item_norm_and_tau_normalisation():
-  items_3x2 = np.array([[3.0, 4.0], [0.0, 0.0], [0.6, 0.8]], np.float32)
-  np.testing.assert_allclose(np.asarray(losses.tau_normalize(items_3x2, 1.0)),
-                             [[0.6, 0.8], [0, 0], [0.6, 0.8]], rtol=1e-6)
-  np.testing.assert_allclose(np.asarray(losses.tau_normalize(items_3x2, 0.5)),
-                             [[3 / 5 ** 0.5, 4 / 5 ** 0.5], [0, 0], [0.6, 0.8]], rtol=1e-6)
-  np.testing.assert_array_equal(np.asarray(losses.tau_normalize(items_3x2, 0.0)), items_3x2)
+def test_tau_normalisation(baseline_values):
+  unit, half, same = baseline_values["tau"]
+  np.testing.assert_allclose(unit, [[0.6, 0.8], [0, 0], [0.6, 0.8]], rtol=1e-6)
+  np.testing.assert_allclose(half, [[3 / 5 ** 0.5, 4 / 5 ** 0.5], [0, 0], [0.6, 0.8]], rtol=1e-6)
+  np.testing.assert_array_equal(same, ITEMS_3x2)
 
 
 def test_post_hoc_normalisation_at_serving(runs, mur_idw):
-  data = runs["data"]
   params = jax.tree.map(lambda x: x[0], runs["full"].params["model"])
   base = mur_idw.base
-  post = dataclasses.replace(base, item_norm="post_hoc", tau=0.5)
-  raw_IxD = np.asarray(base.model.apply(params, jnp.arange(base.num_items),
-                                        method=base.model.items))
+
+  @jax.jit
+  def served(params):
+    return tuple(dataclasses.replace(base, item_norm=norm, tau=tau).serve_items(params)
+                 for norm, tau in (("none", 1.0), ("post_hoc", 0.5), ("train", 1.0)))
+
+  raw_IxD, post_IxD, unit_IxD = map(np.asarray, served(params))
   norm_Ix1 = np.linalg.norm(raw_IxD, axis=1, keepdims=True)
-  user_UxMxD, item_IxD = post.serve(params, data, "valid")
-  assert user_UxMxD.shape == (data["items_SxL"].shape[0], 2, 8)
-  np.testing.assert_allclose(np.asarray(item_IxD), raw_IxD / norm_Ix1 ** 0.5, rtol=1e-5)
+  np.testing.assert_allclose(post_IxD, raw_IxD / norm_Ix1 ** 0.5, rtol=1e-5)
+  np.testing.assert_allclose(unit_IxD, raw_IxD / norm_Ix1, rtol=1e-5)

@@ -191,10 +191,16 @@ class SequentialTwoTower:
 
     user_CxKxMxD = jax.lax.map(users, (row_CxK, pos_CxK))
     user_UxMxD = user_CxKxMxD.reshape(num_chunks * chunk, *user_CxKxMxD.shape[2:])[:num_seq]
+    return user_UxMxD, self.serve_items(params)
+
+  def serve_items(self, params):
+    """The catalogue's item vectors as served, [I, d]: the item tower's output, as unit
+    vectors for Item Norm, or τ-normalised (v / ‖v‖^τ) for the post-hoc variant."""
+    model = self.model
     item_IxD = model.apply(params, jnp.arange(self.num_items), method=model.items)
-    if self.item_norm != "none":  # trained unit vectors, or τ-normalised post hoc
+    if self.item_norm != "none":
       item_IxD = losses.tau_normalize(item_IxD, 1.0 if self.item_norm == "train" else self.tau)
-    return user_UxMxD, item_IxD
+    return item_IxD
 
 
 def rank_eval(user_SxUxMxD, item_SxIxD, seq_data, part: Literal["valid", "test"] = "test",
