@@ -1,6 +1,7 @@
 """IDW's method (methods/idw.py: sleep, wake, calibration, driver) and the Table 1 baseline
-losses (losses.py, methods/sequential.py). Kept small: one tiny data set, one tiny
-model and one driver program set (wake + calibrate epochs, sleep), reused by every test."""
+losses (losses.py, methods/sequential.py). Kept small for CI: one tiny data set and model,
+one IDW epoch program (every phase) and one sleep program, reused by the tests; each other
+group of checks is one jitted call."""
 
 import dataclasses
 
@@ -94,7 +95,7 @@ def test_stopping_rule(runs):
   assert still.deltas.shape == (1, 2) and (still.deltas == 0).all()
   assert (still.wake_rounds == 0).all()
   assert still.phases == ["pretrain"] * 2 + ["calibrate"] * 2
-  # Both seeds share the pre-training programme of `full` bit for bit.
+  # Pre-training is the same in both runs, bit for bit.
   for r in (full, still):
     assert r.losses.shape == (2, len(r.phases))
   np.testing.assert_array_equal(still.losses[:, :2], full.losses[:, :2])
@@ -133,7 +134,7 @@ def test_wake_loss_with_equal_weights_is_the_unweighted_loss(runs, mur_idw):
   def loss(phase, w_SxI):
     p = jax.tree.map(jnp.copy, {**params, "w_I": w_SxI})  # copies: the epoch donates them
     p["phase"] = jnp.full((2,), phase, jnp.float32)
-    state = train.TrainState(p, train.opt_init(train.ADAM, p, 0.01))
+    state = train.TrainState(p, idw._adam_init(p, jnp.float32(0.01)))
     return np.asarray(epoch_fn(state, KEYS, data, jnp.int32(0), hyper)[1])
 
   plain = loss(idw.PRETRAIN, params["w_I"])
@@ -150,20 +151,6 @@ def test_wake_loss_with_equal_weights_is_the_unweighted_loss(runs, mur_idw):
   np.testing.assert_allclose(ones[seen_I], 1.0, rtol=1e-6)
   np.testing.assert_allclose(np.asarray(idw.example_weights(uniform_I, counts_I, "mass")),
                              np.asarray(losses.frequency_balance_weights(counts_I)), rtol=1e-5)
-
-
-def test_item_norm_trains_on_unit_item_vectors(seq_data, mur_idw):
-  # Item Norm's loss sees only the directions of the item vectors: scaling the item tower's
-  # output layer by 7 leaves it unchanged (the backbone's loss would change: logits × 7).
-  data = seq_data.device_arrays()
-  unit = dataclasses.replace(mur_idw.base, item_norm="train")
-  params = unit.init(jax.random.PRNGKey(0), data)
-  last = params["params"]["item_tower"][f"dense_{len(TINY.item_sizes) - 1}"]
-  scaled = {"params": {**params["params"], "item_tower": {
-      **params["params"]["item_tower"],
-      f"dense_{len(TINY.item_sizes) - 1}": jax.tree.map(lambda x: 7.0 * x, last)}}}
-  loss = jax.jit(lambda p: unit.loss(p, jnp.arange(64), data, None, 0)[0])
-  np.testing.assert_allclose(float(loss(scaled)), float(loss(params)), rtol=1e-5)
 
 
 def _np_ce(logits, labels):
@@ -229,16 +216,39 @@ def test_tau_normalisation(baseline_values):
   np.testing.assert_array_equal(same, ITEMS_3x2)
 
 
-def test_post_hoc_normalisation_at_serving(runs, mur_idw):
+@pytest.fixture(scope="module")
+def item_norm_values(runs, mur_idw):
+  """Item Norm and post-hoc τ-normalisation on the trained seed 0, one jitted call: the
+  served item vectors of MUR, post-hoc τ = 0.5 and Item Norm, and Item Norm's training loss
+  with the item tower's output layer as trained and scaled by 7."""
+  data = runs["data"]
   params = jax.tree.map(lambda x: x[0], runs["full"].params["model"])
   base = mur_idw.base
+  last = f"dense_{len(TINY.item_sizes) - 1}"
+  tower = params["params"]["item_tower"]
+  scaled = {"params": {**params["params"], "item_tower": {
+      **tower, last: jax.tree.map(lambda x: 7.0 * x, tower[last])}}}
+  unit = dataclasses.replace(base, item_norm="train")
 
   @jax.jit
-  def served(params):
-    return tuple(dataclasses.replace(base, item_norm=norm, tau=tau).serve_items(params)
-                 for norm, tau in (("none", 1.0), ("post_hoc", 0.5), ("train", 1.0)))
+  def values(params, scaled):
+    served = [dataclasses.replace(base, item_norm=norm, tau=tau).serve_items(params)
+              for norm, tau in (("none", 1.0), ("post_hoc", 0.5), ("train", 1.0))]
+    unit_loss = [unit.loss(p, jnp.arange(64), data, None, 0)[0] for p in (params, scaled)]
+    return served, unit_loss
 
-  raw_IxD, post_IxD, unit_IxD = map(np.asarray, served(params))
+  return jax.tree.map(np.asarray, values(params, scaled))
+
+
+def test_item_norm_trains_on_unit_item_vectors(item_norm_values):
+  # Item Norm's loss sees only the directions of the item vectors: scaling the item tower's
+  # output layer by 7 leaves it unchanged (the backbone's logits would grow 7-fold).
+  as_trained, scaled = item_norm_values[1]
+  np.testing.assert_allclose(scaled, as_trained, rtol=1e-5)
+
+
+def test_post_hoc_normalisation_at_serving(item_norm_values):
+  raw_IxD, post_IxD, unit_IxD = item_norm_values[0]
   norm_Ix1 = np.linalg.norm(raw_IxD, axis=1, keepdims=True)
   np.testing.assert_allclose(post_IxD, raw_IxD / norm_Ix1 ** 0.5, rtol=1e-5)
-  np.testing.assert_allclose(unit_IxD, raw_IxD / norm_Ix1, rtol=1e-5)
+  np.testing.assert_allclose(unit_IxD, raw_IxD / norm_Ix1, rtol=1e-5)  # Item Norm serves units

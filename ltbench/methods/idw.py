@@ -349,6 +349,10 @@ class IDWResult:
   seconds: float
 
 
+# One compiled call rather than a dozen eager ones (each compiles on first use).
+_adam_init = jax.jit(lambda params_S, lr: train_lib.opt_init(train_lib.ADAM, params_S, lr))
+
+
 def keep_stopped(new, old, active_S):
   """Each leaf of `new` where the seed is active, else the seed's `old` leaf (seed axis 0)."""
   on_S = jnp.asarray(active_S)
@@ -373,8 +377,7 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
   hyper = train_lib.hyper_values(method, cfg.weight_decay)
   # The jitted single-seed init, stacked: a vmapped Flax init compiles ~3x slower.
   params_S = jax.tree.map(lambda *x: jnp.stack(x), *(method.init(k, data) for k in keys_S))
-  state = train_lib.TrainState(params_S, train_lib.opt_init(train_lib.ADAM, params_S,
-                                                            cfg.learning_rate))
+  state = train_lib.TrainState(params_S, _adam_init(params_S, jnp.float32(cfg.learning_rate)))
   losses_S, phases = [], []
 
   def set_phase(state, phase):
@@ -413,7 +416,7 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
   phi_star = jax.tree.map(np.array, state.params["model"]["params"]["item_tower"])
   lr = cfg.learning_rate if idw.calibration_lr is None else idw.calibration_lr
   state = set_phase(state, CALIBRATE)
-  state = train_lib.TrainState(state.params, train_lib.opt_init(train_lib.ADAM, state.params, lr))
+  state = train_lib.TrainState(state.params, _adam_init(state.params, jnp.float32(lr)))
   state = run_epochs(epoch_fn, state, idw.calibration_epochs, "calibrate")
   jax.block_until_ready(state.params)
   return IDWResult(state.params, phi_star, np.asarray(deltas).reshape(-1, num_seeds),
