@@ -17,6 +17,21 @@ import numpy as np
 FieldKind = Literal["categorical", "multi_hot", "continuous"]
 
 
+
+def write_npz(path: pathlib.Path, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
+  """Arrays plus a JSON header in one .npz, written atomically (temporary file + rename)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  arrays = {**arrays, "__header__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+  tmp = path.with_suffix(".tmp.npz")
+  np.savez(tmp, **arrays)
+  tmp.replace(path)
+
+
+def read_header(z) -> dict[str, Any]:
+  """The JSON header `write_npz` stored in an open .npz."""
+  return json.loads(z["__header__"].tobytes().decode())
+
 @dataclasses.dataclass(frozen=True)
 class FieldSpec:
   name: str
@@ -116,8 +131,6 @@ class Bundle:
   # -- on-disk cache -------------------------------------------------------------------
 
   def save(self, path: pathlib.Path) -> None:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for prefix, feats in (("uf", self.user_features), ("if", self.item_features)):
       for k, v in feats.arrays.items():
@@ -131,15 +144,12 @@ class Bundle:
         "item_fields": [dataclasses.asdict(f) for f in self.item_features.fields],
         "meta": self.meta,
     }
-    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    write_npz(path, arrays, header)
 
   @classmethod
   def load(cls, path: pathlib.Path) -> "Bundle":
     with np.load(path) as z:
-      header = json.loads(z["__header__"].tobytes().decode())
+      header = read_header(z)
       def feats(prefix, specs):
         fields = tuple(FieldSpec(**s) for s in specs)
         return Features(fields, {f.name: z[f"{prefix}/{f.name}"] for f in fields})

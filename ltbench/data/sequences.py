@@ -22,12 +22,12 @@ Layout (fixed shapes, for a jitted, scanned, seed-vmapped loop):
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from typing import Any, Literal
 
 import numpy as np
 
+from ltbench.data.bundle import read_header, write_npz
 from ltbench.data.splits import head_mask_from_counts
 
 PAD = -1  # padding id in items_SxL and in gathered inputs
@@ -112,23 +112,18 @@ class SequenceData:
              "head_mask")
 
   def save(self, path: pathlib.Path) -> None:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: getattr(self, k) for k in self._ARRAYS}
     for k in ("negatives_SxN", "item_cluster"):
       if getattr(self, k) is not None:
         arrays[k] = getattr(self, k)
     header = {"name": self.name, "num_users": self.num_users, "num_items": self.num_items,
               "meta": self.meta}
-    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    write_npz(path, arrays, header)
 
   @classmethod
   def load(cls, path: pathlib.Path) -> "SequenceData":
     with np.load(path) as z:
-      header = json.loads(z["__header__"].tobytes().decode())
+      header = read_header(z)
       optional = {k: (z[k] if k in z.files else None) for k in ("negatives_SxN", "item_cluster")}
       return cls(name=header["name"], num_users=header["num_users"],
                  num_items=header["num_items"], meta=header["meta"],
