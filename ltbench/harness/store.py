@@ -49,6 +49,35 @@ def _read_holder(path: pathlib.Path) -> dict[str, Any] | None:
   return holder if isinstance(holder, dict) else None
 
 
+def _create_lock(lock: pathlib.Path, payload: bytes) -> None:
+  """Creates `lock` holding `payload`, atomically: FileExistsError if it already exists.
+
+  The payload goes to a private temporary file that is then hard-linked to the lock name,
+  so a competing writer never sees a lock without its holder. On a file system without
+  hard links it falls back to O_EXCL create-then-write.
+  """
+  tmp = lock.with_name(f"{lock.name}.{os.getpid()}.tmp")
+  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+  try:
+    os.write(fd, payload)
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+  try:
+    os.link(tmp, lock)
+  except FileExistsError:
+    raise
+  except OSError:  # no hard links here
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+      os.write(fd, payload)
+      os.fsync(fd)
+    finally:
+      os.close(fd)
+  finally:
+    tmp.unlink(missing_ok=True)
+
+
 # Re-entrant within one process: folder -> depth.
 _HELD: dict[pathlib.Path, int] = {}
 
@@ -83,11 +112,18 @@ def folder_lock(folder: os.PathLike, option: str = "--out") -> Iterator[pathlib.
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": sys.argv[:6]}
   for _ in range(3):
     try:
-      fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+      _create_lock(lock, json.dumps(me).encode())
     except FileExistsError:
       holder = _read_holder(lock)
       if holder is None:
-        # Created but not yet written (or written by a crash): stale after a grace period.
+        # Only a crash mid-write (or a file system without hard links) leaves an unreadable
+        # lock: give a live writer a moment, then treat it as stale after a grace period.
+        for _ in range(20):
+          time.sleep(0.1)
+          holder = _read_holder(lock)
+          if holder is not None or not lock.exists():
+            break
+      if holder is None:
         try:
           age = time.time() - lock.stat().st_mtime
         except FileNotFoundError:
@@ -113,15 +149,6 @@ def folder_lock(folder: os.PathLike, option: str = "--out") -> Iterator[pathlib.
     except OSError as e:
       raise ResultsError(f"cannot write to the results folder {folder} ({option}): {e}. Pass "
                          f"a writable folder with {option} DIR.") from None
-    try:
-      os.write(fd, json.dumps(me).encode())
-      os.fsync(fd)
-    except OSError as e:
-      os.close(fd)
-      lock.unlink(missing_ok=True)
-      raise ResultsError(f"cannot write to the results folder {folder} ({option}): {e}. Pass "
-                         f"a writable folder with {option} DIR.") from None
-    os.close(fd)
     break
   else:
     raise ResultsError(f"could not lock {folder}: another process keeps re-creating {lock}.")
