@@ -93,6 +93,20 @@ DATASETS: dict[str, Dataset] = {
                              "by hand, the original host is gone)", 0.001, False),
     "idw-synthetic": Dataset("idw-synthetic", "IDW Appendix A synthetic HMM histories, cut into "
                              "sequences (no download)", 0.2, False, protocol="sequences"),
+    "amazon-kindle": Dataset("amazon-kindle", "Amazon 2018 Kindle Store (Ni et al. 2019): 5-core "
+                             "JSON lines or ratings-only CSV, placed by hand", 0.2, False,
+                             protocol="sequences"),
+    "amazon-clothing": Dataset("amazon-clothing", "Amazon 2018 Clothing, Shoes and Jewelry (Ni et "
+                               "al. 2019): 5-core JSON lines or ratings-only CSV, placed by hand",
+                               0.2, False, protocol="sequences"),
+    "amazon-kindle-standin": Dataset("amazon-kindle-standin", "STAND-IN for Amazon Kindle Store: "
+                                     "generated time-ordered histories with its users:items ratio "
+                                     "and mean history length (IDW Table 2); not the real data",
+                                     0.2, False, protocol="sequences"),
+    "amazon-clothing-standin": Dataset("amazon-clothing-standin", "STAND-IN for Amazon Clothing, "
+                                       "Shoes and Jewelry: generated time-ordered histories with "
+                                       "its users:items ratio and mean history length (IDW Table "
+                                       "2); not the real data", 0.2, False, protocol="sequences"),
 }
 _BUILDERS: dict[str, Callable] = {
     "synthetic": _synthetic,
@@ -118,6 +132,42 @@ def cache_root() -> pathlib.Path:
   return pathlib.Path(base) / "ltbench"
 
 
+def _find_movielens(name: str, data_dir, download: bool) -> pathlib.Path:
+  """The folder of a MovieLens copy for `name` (found or downloaded), or a DataError."""
+  path = sources.ensure(_FOLDER.get(name, name), data_dir=data_dir, download_missing=download)
+  if name in _FOLDER and not (pathlib.Path(path) / PART_RATINGS).exists():
+    raise DataError(
+        f"{name} needs {PART_RATINGS} in {path}: the ratings of ML-1M users 1-2999 with their "
+        f"timestamps, a diagnostic file of one particular ML-1M copy that is not part of the "
+        f"official release. With the official ML-1M "
+        f"({sources.SOURCES['ml-1m'].url}), whose ratings.dat has every timestamp, run "
+        f"`--dataset ml-1m` instead: its split is already by time.")
+  return path
+
+
+def _check_modified(folder_name: str, path, allow_modified_data: bool) -> dict[str, str]:
+  """The files of the copy that fail their recorded checksum; a DataError unless allowed."""
+  modified = sources.modified_files(folder_name, path)
+  if modified:
+    lines = "\n".join(f"  {pathlib.Path(path) / f}: {st}" for f, st in modified.items())
+    if not allow_modified_data:
+      source = sources.SOURCES[folder_name]
+      raise DataError(
+          f"{folder_name} in {path} differs from the official release; these files fail the "
+          f"checksum ltbench records for them:\n{lines}\nResults from modified data are not "
+          f"comparable with anyone else's. Restore the official files (`ltbench data download "
+          f"{folder_name}`, or {source.url}), or pass --allow-modified-data to run on them "
+          f"anyway (the results then record data_modified: true).")
+    print(f"[ltbench] WARNING: running on MODIFIED data (--allow-modified-data):\n{lines}",
+          file=sys.stderr)
+  return modified
+
+
+def _cache_file(kind: str, name: str, key_src: dict) -> pathlib.Path:
+  key = hashlib.sha256(json.dumps(key_src).encode()).hexdigest()[:16]
+  return cache_root() / kind / f"{name}-{key}.npz"
+
+
 def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | None = None,
                 split_seed: int = 0, download: bool = True, use_cache: bool = True,
                 synthetic_config: dict | None = None, allow_modified_data: bool = False) -> Bundle:
@@ -140,32 +190,12 @@ def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | N
     except TypeError as e:
       raise SpecError(f"bad generator options {synthetic_config} for {name}: {e}") from None
   folder_name = _FOLDER.get(name, name)
-  path = sources.ensure(folder_name, data_dir=data_dir, download_missing=download)
-  if name in _FOLDER and not (pathlib.Path(path) / PART_RATINGS).exists():
-    raise DataError(
-        f"{name} needs {PART_RATINGS} in {path}: the ratings of ML-1M users 1-2999 with their "
-        f"timestamps, a diagnostic file of one particular ML-1M copy that is not part of the "
-        f"official release. With the official ML-1M "
-        f"({sources.SOURCES['ml-1m'].url}), whose ratings.dat has every timestamp, run "
-        f"`--dataset ml-1m` instead: its split is already by time.")
-  modified = sources.modified_files(folder_name, path)
-  if modified:
-    lines = "\n".join(f"  {pathlib.Path(path) / f}: {st}" for f, st in modified.items())
-    if not allow_modified_data:
-      source = sources.SOURCES[folder_name]
-      raise DataError(
-          f"{folder_name} in {path} differs from the official release; these files fail the "
-          f"checksum ltbench records for them:\n{lines}\nResults from modified data are not "
-          f"comparable with anyone else's. Restore the official files (`ltbench data download "
-          f"{folder_name}`, or {source.url}), or pass --allow-modified-data to run on them "
-          f"anyway (the results then record data_modified: true).")
-    print(f"[ltbench] WARNING: running on MODIFIED data (--allow-modified-data):\n{lines}",
-          file=sys.stderr)
+  path = _find_movielens(name, data_dir, download)
+  modified = _check_modified(folder_name, path, allow_modified_data)
   files = sorted(p for p in pathlib.Path(path).iterdir() if p.is_file())
   key_src = {"format": BUNDLE_FORMAT, "name": name, "head": head_fraction, "split": split_seed,
              "folder": str(pathlib.Path(path).resolve()), "content": sources.digest(files)}
-  key = hashlib.sha256(json.dumps(key_src).encode()).hexdigest()[:16]
-  cached = cache_root() / "bundles" / f"{name}-{key}.npz"
+  cached = _cache_file("bundles", name, key_src)
   bundle = None
   if use_cache and cached.exists():
     try:
@@ -186,24 +216,157 @@ def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | N
   return bundle
 
 
-def load_sequences(name: str, synthetic_config: dict | None = None,
-                   sequence_config: dict | None = None, head_fraction: float | None = None):
-  """The SequenceData of a sequence data set (IDW protocol, ltbench.data.sequences).
+# Bump when the sequence builder or an Amazon parser changes, so cached SequenceData are rebuilt.
+SEQUENCE_FORMAT = 1
 
-  Only the generated `idw-synthetic` so far; it is cheap to build, so it is not cached.
+
+def _ml_sequences(name: str, path, seq_cfg, meta: dict):
+  """MovieLens ratings (with timestamps) as time-ordered histories cut into sequences."""
+  from ltbench.data import movielens, sequences
+  if name == "ml-100k":
+    raw = movielens.load_ml100k(path)
+  else:
+    raw = movielens.load_ml1m(path, ratings_file=PART_RATINGS if name in _FOLDER else None)
+  if not raw.has_timestamps:
+    raise DataError(
+        f"{name} sequences need the order of each user's ratings, but the copy in {path} has "
+        f"no timestamps ({raw.files[0].name}). Put the official ratings.dat "
+        f"({sources.SOURCES['ml-1m'].url}) there, or use `ml-1m-u2999-time` (the users 1-2999 "
+        f"whose timestamps exist in the partial copy) and say so.")
+  r = raw.ratings
+  meta = {**meta, "files": [p.name for p in raw.files], "checksum": sources.digest(raw.files),
+          "order": "by timestamp (seconds); equal timestamps keep the file's line order"}
+  return sequences.sequences_from_interactions(
+      r["user"].to_numpy(), r["item"].to_numpy(), r["timestamp"].to_numpy(), seq_cfg, name, meta)
+
+
+_ML_SUBSET = ("ML-1M users 1-2999 only: the ratings with timestamps in the partial copy "
+              "(487,650 of 1,000,209 ratings; users 3000-6040 have no timestamps here)")
+
+
+def _amazon_real(category: str):
+  def build(path, seq_cfg, name):
+    from ltbench.data import amazon
+    return amazon.amazon_sequences(category, path, seq_cfg, name)
+  return build
+
+
+def _amazon_standin(category: str):
+  def build(synthetic_config, seq_cfg, name):
+    from ltbench.data import amazon
+    cfg = amazon.standin_config(category, **synthetic_config)
+    return amazon.standin_sequences(cfg, seq_cfg, name)
+  return build
+
+
+def _idw_synthetic(synthetic_config, seq_cfg, name):
+  from ltbench.data import hmm
+  return hmm.idw_synthetic(hmm.HMMConfig(**synthetic_config), seq_cfg, name=name)
+
+
+# Sequence protocols (IDW). Generated: built from synthetic_config, cheap, not cached.
+_GENERATED_SEQUENCES: dict[str, Callable] = {
+    "idw-synthetic": _idw_synthetic,
+    "amazon-kindle-standin": _amazon_standin("kindle"),
+    "amazon-clothing-standin": _amazon_standin("clothing"),
+}
+# From files on disk: MovieLens copies (found like load_bundle finds them) and Amazon files.
+_MOVIELENS_SEQUENCES = ("ml-100k", "ml-1m", "ml-1m-u2999-time")
+_AMAZON_SEQUENCES: dict[str, Callable] = {
+    "amazon-kindle": _amazon_real("kindle"),
+    "amazon-clothing": _amazon_real("clothing"),
+}
+
+
+def sequence_datasets() -> list[str]:
+  """The names `load_sequences` accepts."""
+  return sorted([*_GENERATED_SEQUENCES, *_MOVIELENS_SEQUENCES, *_AMAZON_SEQUENCES])
+
+
+def load_sequences(name: str, data_dir: str | None = None, download: bool = True,
+                   synthetic_config: dict | None = None, sequence_config: dict | None = None,
+                   head_fraction: float | None = None, allow_modified_data: bool = False,
+                   use_cache: bool = True):
+  """The SequenceData of a data set under the IDW sequence protocol (ltbench.data.sequences).
+
+  - `idw-synthetic` (Appendix A HMM; full ranking by default) and the Amazon stand-ins
+    `amazon-kindle-standin` / `amazon-clothing-standin` are generated from
+    `synthetic_config` (their generator's options); cheap, so not cached.
+  - `ml-100k`, `ml-1m` (needs the official ratings.dat with timestamps) and
+    `ml-1m-u2999-time` (ML-1M users 1-2999, the only ones whose timestamps exist in the
+    partial copy) are found, downloaded and checksum-checked exactly as `load_bundle` does
+    (`data_dir`, `download`, `allow_modified_data`), then each user's ratings are ordered by
+    timestamp.
+  - `amazon-kindle` / `amazon-clothing`: the official Amazon 2018 5-core JSON lines or
+    ratings-only CSV placed by hand (see ltbench.data.amazon); never downloaded.
+
+  `sequence_config` holds SequenceConfig fields; the default is 99 sampled negatives
+  (seed 0) on real data and stand-ins, full ranking on idw-synthetic. `head_fraction`,
+  when given, overrides both the data set's default and sequence_config's. Data read from
+  disk is cached as one .npz keyed by the sequence options and the content hash of the
+  files, like the bundle cache.
   """
-  from ltbench.data import hmm, sequences
-  ds = get(name)
-  if ds.protocol != "sequences":
-    raise SpecError(f"{name} has no sequence loader yet; sequence data sets: "
-                    f"{', '.join(sorted(n for n, d in DATASETS.items() if d.protocol == 'sequences'))}")
-  head_fraction = ds.head_fraction if head_fraction is None else head_fraction
+  from ltbench.data import sequences
+  get(name)
+  if name not in sequence_datasets():
+    why = (" (its ratings are ordered at random, so it has no sequences; use "
+           "ml-1m-u2999-time)" if name == "ml-1m-u2999-random" else "")
+    raise SpecError(f"{name} has no sequence loader{why}; sequence data sets: "
+                    f"{', '.join(sequence_datasets())}")
+  cfg = {"num_negatives": None if name == "idw-synthetic" else 99, **(sequence_config or {})}
+  if head_fraction is not None:
+    cfg["head_fraction"] = head_fraction
+  cfg.setdefault("head_fraction", DATASETS[name].head_fraction)
   try:
-    seq_cfg = sequences.SequenceConfig(**{"num_negatives": None, "head_fraction": head_fraction,
-                                          **(sequence_config or {})})
-    return hmm.idw_synthetic(hmm.HMMConfig(**(synthetic_config or {})), seq_cfg, name=name)
+    seq_cfg = sequences.SequenceConfig(**cfg)
   except TypeError as e:
-    raise SpecError(f"bad options for {name}: {e}") from None
+    raise SpecError(f"bad sequence_config {sequence_config} for {name}: {e}") from None
+
+  if name in _GENERATED_SEQUENCES:
+    try:
+      return _GENERATED_SEQUENCES[name](dict(synthetic_config or {}), seq_cfg, name)
+    except TypeError as e:
+      raise SpecError(f"bad options for {name}: {e}") from None
+  if synthetic_config:
+    raise SpecError(f"synthetic_config {synthetic_config} applies to generated data sets only, "
+                    f"not to {name}")
+  modified: dict[str, str] = {}
+  if name in _MOVIELENS_SEQUENCES:
+    path = _find_movielens(name, data_dir, download)
+    folder_name = _FOLDER.get(name, name)
+    modified = _check_modified(folder_name, path, allow_modified_data)
+    files = sorted(p for p in pathlib.Path(path).iterdir() if p.is_file())
+    meta = {"source": str(path), "has_timestamps": True}
+    if name in _FOLDER:
+      meta["subset"] = _ML_SUBSET
+    build = lambda: _ml_sequences(name, path, seq_cfg, meta)
+  else:
+    from ltbench.data import amazon
+    path = amazon.find_file(name.split("-")[1], data_dir)
+    files = [path]
+    build = lambda: _AMAZON_SEQUENCES[name](path, seq_cfg, name)
+  key_src = {"format": SEQUENCE_FORMAT, "name": name,
+             "sequence_config": dataclasses.asdict(seq_cfg),
+             "source": str(pathlib.Path(path).resolve()), "content": sources.digest(files)}
+  cached = _cache_file("sequences", name, key_src)
+  data = None
+  if use_cache and cached.exists():
+    try:
+      data = sequences.SequenceData.load(cached)
+    except Exception as e:  # a corrupt cache entry is rebuilt, never fatal
+      print(f"[ltbench] ignoring unreadable sequence cache {cached}: {e}", file=sys.stderr)
+  if data is None:
+    print(f"[ltbench] building {name} sequences from {path} ...", file=sys.stderr)
+    data = build()
+    if use_cache:
+      try:
+        data.save(cached)
+      except OSError as e:
+        print(f"[ltbench] could not write sequence cache {cached}: {e}", file=sys.stderr)
+  if modified:
+    data.meta["data_modified"] = True
+    data.meta["data_modified_files"] = sorted(modified)
+  return data
 
 
 def ensure_known(name: str) -> None:

@@ -101,7 +101,10 @@ class SequenceData:
 
   def summary(self) -> str:
     n_neg = "full ranking" if self.negatives_SxN is None else f"{self.negatives_SxN.shape[1]} negatives"
-    return (f"{self.name}: {self.num_users} users, {self.num_items} items, "
+    label = f" [STAND-IN for {self.meta['standin_for']}, not the real data]" if self.meta.get(
+        "standin_for") else ""
+    subset = f" [{self.meta['subset']}]" if self.meta.get("subset") else ""
+    return (f"{self.name}{label}{subset}: {self.num_users} users, {self.num_items} items, "
             f"{self.num_sequences} sequences (max {self.max_len}), "
             f"{self.train_row_E.shape[0]} train examples, {n_neg}, "
             f"head items {int(self.head_mask.sum())}, {self.meta.get('windows')}")
@@ -172,6 +175,23 @@ def histories_from_interactions(user_N, item_N, time_N=None, num_users=None):
   counts = np.bincount(user_N, minlength=num_users)
   indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
   return indptr, item_N[order].astype(np.int32)
+
+
+def sequences_from_interactions(user_N, item_N, time_N, cfg: SequenceConfig = SequenceConfig(),
+                                name: str = "sequences", meta: dict | None = None) -> SequenceData:
+  """Interactions with original (any sortable) user and item ids, ordered by time within
+  each user (ties keep the input order), cut into sequences by `build_sequences`.
+
+  Users and items are renumbered 0.. in sorted order of their original ids; only ids that
+  occur are kept. meta records the counts before cutting (users, items, interactions).
+  """
+  user_ids, user_N = np.unique(np.asarray(user_N), return_inverse=True)
+  item_ids, item_N = np.unique(np.asarray(item_N), return_inverse=True)
+  indptr, items = histories_from_interactions(user_N.reshape(-1), item_N.reshape(-1), time_N,
+                                              num_users=len(user_ids))
+  meta = {**(meta or {}), "num_interactions": int(items.size),
+          "mean_history_length": float(items.size / max(len(user_ids), 1))}
+  return build_sequences(indptr, items, len(item_ids), cfg, name, meta)
 
 
 def _windows(n: int, cfg: SequenceConfig) -> list[tuple[int, int]]:
