@@ -9,7 +9,7 @@ import pathlib
 import sys
 
 import ltbench
-from ltbench.errors import LtbenchError, SpecError
+from ltbench.errors import DataError, LtbenchError, SpecError
 
 DEFAULT_SPEC = "cdn/table2"
 # The demo (`ltbench run` with no spec) runs these rows of the default spec's quick variant,
@@ -94,16 +94,14 @@ def cmd_diff(args) -> int:
 
 def cmd_list(args) -> int:
   import tabulate
-  from ltbench.data import registry, sources
+  from ltbench.data import registry
   from reproductions import SPECS, get_spec
   rows = []
   for spec_id in sorted(SPECS):
     spec = get_spec(spec_id)
-    if spec.dataset in ("synthetic", "bx-standin"):
-      present = "embedded (generated)"
-    else:
-      found = sources.locate(spec.dataset, args.data_dir)
-      present = f"yes ({found})" if found else "no (ltbench data info " + spec.dataset + ")"
+    found = registry.locate(spec.dataset, args.data_dir)
+    present = ("embedded (generated)" if found == "generated" else f"yes ({found})" if found
+               else "no (ltbench data info " + spec.dataset + ")")
     rows.append([spec_id, spec.dataset, ", ".join(r.name for r in spec.rows), present,
                  "yes" if spec.quick else "no"])
   print(tabulate.tabulate(rows, headers=["spec", "data set", "rows", "data present", "--quick"],
@@ -116,9 +114,21 @@ def cmd_list(args) -> int:
 def cmd_data(args) -> int:
   from ltbench.data import registry, sources
   registry.get(args.name)
+  if args.name.startswith("amazon-") and not args.name.endswith("-standin"):
+    from ltbench.data import amazon
+    print(f"{args.name}: {registry.DATASETS[args.name].description}")
+    if args.action == "download":
+      raise DataError(f"ltbench does not download {args.name}; place the file by hand:\n"
+                      + str(_amazon_missing(amazon, args)))
+    print(f"Using {amazon.find_file(args.name.split('-')[1], args.data_dir)}")
+    if args.action == "prepare":
+      data = registry.load_sequences(args.name, data_dir=args.data_dir)
+      print(data.summary())
+      print(json.dumps(data.meta, indent=1, default=str))
+    return 0
   if registry.DATASETS[args.name].protocol == "sequences":
     print(f"{args.name}: {registry.DATASETS[args.name].description} "
-          "(ltbench/data/hmm.py); nothing to download.")
+          "(generated: ltbench/data/hmm.py, ltbench/data/amazon.py); nothing to download.")
     if args.action == "prepare":
       print(registry.load_sequences(args.name).summary())
     return 0
@@ -144,6 +154,13 @@ def cmd_data(args) -> int:
     print(bundle.summary())
     print(json.dumps(bundle.meta, indent=1, default=str))
   return 0
+
+
+def _amazon_missing(amazon, args) -> str:
+  try:
+    return f"(already present at {amazon.find_file(args.name.split('-')[1], args.data_dir)})"
+  except DataError as e:
+    return str(e)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -325,7 +325,7 @@ def load_sequences(name: str, data_dir: str | None = None, download: bool = True
   if name in _GENERATED_SEQUENCES:
     try:
       return _GENERATED_SEQUENCES[name](dict(synthetic_config or {}), seq_cfg, name)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
       raise SpecError(f"bad options for {name}: {e}") from None
   if synthetic_config:
     raise SpecError(f"synthetic_config {synthetic_config} applies to generated data sets only, "
@@ -357,7 +357,10 @@ def load_sequences(name: str, data_dir: str | None = None, download: bool = True
       print(f"[ltbench] ignoring unreadable sequence cache {cached}: {e}", file=sys.stderr)
   if data is None:
     print(f"[ltbench] building {name} sequences from {path} ...", file=sys.stderr)
-    data = build()
+    try:
+      data = build()
+    except ValueError as e:  # options the data cannot meet, e.g. too many negatives
+      raise SpecError(f"cannot build {name} sequences with {seq_cfg}: {e}") from None
     if use_cache:
       try:
         data.save(cached)
@@ -367,6 +370,23 @@ def load_sequences(name: str, data_dir: str | None = None, download: bool = True
     data.meta["data_modified"] = True
     data.meta["data_modified_files"] = sorted(modified)
   return data
+
+
+def locate(name: str, data_dir=None) -> str | None:
+  """Where the data set's files are ("generated" when it is generated), or None if absent."""
+  get(name)
+  if name in ("synthetic", "bx-standin") or name in _GENERATED_SEQUENCES:
+    return "generated"
+  if name in _AMAZON_SEQUENCES:
+    from ltbench.data import amazon
+    try:
+      return str(amazon.find_file(name.split("-")[1], data_dir))
+    except DataError:
+      return None
+  found = sources.locate(_FOLDER.get(name, name), data_dir)
+  if found is not None and name in _FOLDER and not (found / PART_RATINGS).exists():
+    return None
+  return None if found is None else str(found)
 
 
 def ensure_known(name: str) -> None:
