@@ -251,3 +251,17 @@ def test_standin_is_deterministic_and_configurable():
     registry.load_sequences("amazon-kindle-standin", synthetic_config={"users": 3})
   with pytest.raises(SpecError, match="num_negatives"):  # 300 users leave too few items
     registry.load_sequences("amazon-kindle-standin", synthetic_config={"num_users": 300})
+
+
+def test_negatives_are_uniform_over_unseen_items_on_both_paths():
+  # 3 seen of 10 items: 2 negatives (rejection path) or 5 (explicit complement path), each
+  # unseen item equally likely.
+  n = 4000
+  indptr = np.arange(n + 1) * 3
+  items = np.tile(np.array([0, 4, 7], np.int32), n)
+  for k in (2, 5):
+    neg = sequences.sample_negatives(indptr, items, np.arange(n), 10, k, seed=3)
+    assert not np.isin(neg, [0, 4, 7]).any()
+    assert (np.sort(neg, 1)[:, 1:] != np.sort(neg, 1)[:, :-1]).all()
+    freq = np.bincount(neg.ravel(), minlength=10)[[1, 2, 3, 5, 6, 8, 9]] / neg.size
+    np.testing.assert_allclose(freq, 1 / 7, atol=0.012)

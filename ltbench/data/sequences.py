@@ -224,28 +224,31 @@ def _check_config(cfg: SequenceConfig) -> None:
 def sample_negatives(indptr, items, user_S, num_items, num_negatives, seed):
   """`num_negatives` distinct items per sequence that its user never interacted with.
 
-  Drawn uniformly without replacement from the complement of the user's whole history, in
-  sequence order from one `numpy.random.default_rng(seed)`: the same inputs and seed give
-  the same array.
+  Uniform without replacement over the complement of the user's whole history, in sequence
+  order from one `numpy.random.default_rng(seed)`: the same inputs and seed give the same
+  array. Per sequence: a uniform ordered sample of |seen| + num_negatives distinct items
+  (numpy's choice without replacement; cheap on large catalogues such as Amazon Clothing's
+  376k items), of which the first num_negatives unseen ones are kept; by symmetry they are
+  a uniform sample of the unseen items.
 
   Returns:
     int32 [S, num_negatives].
   """
   rng = np.random.default_rng(seed)
   out = np.empty((len(user_S), num_negatives), np.int32)
-  unseen_of: dict[int, np.ndarray] = {}
+  last_user, seen = -1, np.empty(0, np.int32)
   for s, u in enumerate(user_S):
-    unseen = unseen_of.get(int(u))
-    if unseen is None:
-      seen = np.zeros(num_items, bool)
-      seen[items[indptr[u]:indptr[u + 1]]] = True
-      unseen = unseen_of.setdefault(int(u), np.flatnonzero(~seen).astype(np.int32))
-    if unseen.size < num_negatives:
+    if u != last_user:  # a user's sequences are adjacent
+      last_user, seen = u, np.unique(items[indptr[u]:indptr[u + 1]])
+    if num_items - seen.size < num_negatives:
       raise ValueError(
-          f"user {int(u)} has only {unseen.size} items they never interacted with, fewer "
-          f"than num_negatives={num_negatives}; use a smaller num_negatives or full ranking "
-          f"(num_negatives=None)")
-    out[s] = unseen[rng.choice(unseen.size, num_negatives, replace=False)]
+          f"user {int(u)} has only {num_items - seen.size} items they never interacted with, "
+          f"fewer than num_negatives={num_negatives}; use a smaller num_negatives or full "
+          f"ranking (num_negatives=None)")
+    cand = rng.choice(num_items, seen.size + num_negatives, replace=False)
+    if seen.size:
+      cand = cand[seen[np.minimum(np.searchsorted(seen, cand), seen.size - 1)] != cand]
+    out[s] = cand[:num_negatives]
   return out
 
 
