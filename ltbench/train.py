@@ -30,6 +30,9 @@ class TrainConfig:
   weight_decay: float = 0.0  # L2 on all parameters (added to the loss)
   log_every: int = 1  # print a progress line every this many epochs (0 = never)
   checkpoint_every: int = 0  # save an orbax checkpoint every this many epochs (0 = never)
+  # Early stopping on validation (0 = off): each seed keeps its best epoch by the spec's
+  # selection cell, and training ends once no seed improved for this many epochs.
+  patience: int = 0
 
 
 class Method(Protocol):
@@ -218,7 +221,7 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
 
   A seed whose loss becomes NaN is marked failed (message names row, seed and epoch) and
   the others go on; `on_epoch(epoch, state, losses_S)` is called after each epoch (for
-  checkpoints). `state`/`start_epoch` resume from a checkpoint. Each progress line shows
+  checkpoints, validation curves), and training ends early when it returns True. `state`/`start_epoch` resume from a checkpoint. Each progress line shows
   the row's ETA; `progress(row_seconds_left)` may append more (the runner adds the spec's).
   """
   num_seeds = keys_S.shape[0]
@@ -263,8 +266,8 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
       print(f"  {label} epoch {epoch + 1:>3}/{cfg.epochs}  loss {np.mean(ok) if ok else math.nan:.4f}"
             f"  ({elapsed:.0f}s, {rate:.0f} steps/s x {num_seeds} seeds{eta})", file=sys.stderr,
             flush=True)
-    if on_epoch is not None:
-      on_epoch(epoch, state, loss_S)
+    if on_epoch is not None and on_epoch(epoch, state, loss_S) is True:
+      break
     if len(failed) == num_seeds:
       break
   jax.block_until_ready(state.params)

@@ -15,6 +15,8 @@ SPECS: dict[str, str] = {
     "cdn/figure1": "reproductions.cdn.figure1",
     "cdn/figure3": "reproductions.cdn.figure3",
     "cdn/figure4": "reproductions.cdn.figure4",
+    "idw/table1": "reproductions.idw.table1",
+    "idw/table4": "reproductions.idw.table4",
 }
 
 

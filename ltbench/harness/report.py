@@ -224,8 +224,15 @@ def param_count_lines(counts: dict[str, dict[str, int]] | None) -> list[str]:
   def pair(c, name):
     return f"{c[name]:,} ({c[name + '_dense']:,})" if name in c else "–"
 
+  if not any("backbone_total" in c for c in counts.values()):  # e.g. sequence models
+    body = [[row, pair(c, "item_side"), f"{c['total']:,}"] for row, c in counts.items()]
+    return ["## Parameter counts", "",
+            "Item tower of each row, with (in brackets) the parameters outside the embedding "
+            "tables; then all parameters.", "",
+            tabulate.tabulate(body, headers=["row", "item tower", "total"], tablefmt="github",
+                              disable_numparse=True), ""]
   body = [[row, pair(c, "item_side"), pair(c, "backbone_item_tower"), f"{c['total']:,}",
-           f"{c['backbone_total']:,}"] for row, c in counts.items()]
+           f"{c.get('backbone_total', 0):,}"] for row, c in counts.items()]
   return ["## Parameter counts", "",
           "Item side of each row against the backbone two-tower's item tower, with (in "
           "brackets) the parameters outside the embedding tables; then all parameters.", "",

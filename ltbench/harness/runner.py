@@ -25,6 +25,7 @@ import ltbench
 from ltbench import evaluate, methods
 from ltbench.data import registry
 from ltbench.data.bundle import Bundle
+from ltbench.data.sequences import SequenceData
 from ltbench.harness import report, store
 from ltbench.harness.spec import Row, TableSpec, check_seeds, resolve_row
 from ltbench.train import TrainState, duration, init_state, program_key, train
@@ -55,7 +56,26 @@ def environment() -> dict[str, Any]:
           "git_commit": git_commit()}
 
 
-def protocol_text(spec: TableSpec, bundle: Bundle) -> str:
+def is_sequences(bundle) -> bool:
+  """Whether the spec's data are sequences (IDW protocol) rather than a Bundle."""
+  return isinstance(bundle, SequenceData)
+
+
+def num_examples(bundle) -> int:
+  """Training examples per epoch: interactions of a Bundle, targets of a SequenceData."""
+  return int(bundle.train_row_E.shape[0]) if is_sequences(bundle) else bundle.num_train
+
+
+def protocol_text(spec: TableSpec, bundle) -> str:
+  if is_sequences(bundle):
+    fraction = bundle.meta.get("sequence_config", {}).get("head_fraction", 0)
+    head = f"head = top {100 * fraction:g}% items by training-target frequency"
+    if bundle.negatives_SxN is None:
+      return (f"{bundle.meta.get('split', 'sequences')}; each sequence's target ranked against "
+              f"every other item (max over the M user vectors); {head}")
+    return (f"{bundle.meta.get('split', 'sequences')}; each sequence's target ranked against "
+            f"{bundle.negatives_SxN.shape[1]} fixed sampled negatives the user never interacted "
+            f"with (max over the M user vectors); {head}")
   return (f"{bundle.meta.get('split')}; full ranking over all {bundle.num_items} items with the "
           f"user's train and validation items excluded; head = top "
           f"{100 * bundle.meta.get('head_fraction', 0):g}% items by train frequency")
@@ -80,7 +100,7 @@ class TrialStore:
 
 
 def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key: str,
-                 seeds: list[int]) -> list[int]:
+                 seeds: list[int], cells=()) -> list[int]:
   """Copies finished trials of the same configuration (same config key: method, options,
   training, model, data and protocol) from other specs' stores under out_root, so a row
   shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. Returns the seeds reused."""
@@ -91,7 +111,8 @@ def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key:
     if path.resolve() == target.path.resolve():
       continue
     for t in TrialStore(path).load(warn=False):
-      if t["config"] == key and t["status"] == "ok" and t["seed"] in seeds:
+      if (t["config"] == key and t["status"] == "ok" and t["seed"] in seeds
+          and all(c in t.get("test", {}) for c in cells)):
         found.setdefault(t["seed"], {**t, "reused_from": f"{t['spec']}:{t['row']}"})
   for seed in sorted(found):
     target.append({**found[seed], "row": row_name})
@@ -103,11 +124,18 @@ def config_key(spec: TableSpec, row: Row, bundle: Bundle) -> str:
   _, train, model = resolve_row(spec, row)
   train_cfg = {k: v for k, v in dataclasses.asdict(train).items()
                if k not in ("log_every", "checkpoint_every")}
+  if not train_cfg.get("patience"):  # keys of rows without early stopping stay as they were
+    train_cfg.pop("patience", None)
+  else:
+    train_cfg["select_cell"] = spec.select_cell  # the early-stopping metric
   src = {"method": row.method, "params": row.params, "train": train_cfg,
          "model": dataclasses.asdict(model), "dataset": spec.dataset,
          "checksum": bundle.meta.get("checksum"), "split": bundle.meta.get("split"),
          "head": bundle.meta.get("head_fraction"), "data_options": spec.data_options,
          "protocol": spec.protocol}
+  if spec.data_protocol != "interactions":
+    src.update(data_protocol=spec.data_protocol, sequence_options=spec.sequence_options,
+               model_type=type(model).__name__)
   resolved = methods.resolved_options(row.method, resolve_row(spec, row)[0])
   if resolved is not None:  # CDN-family rows: their defaults are part of the configuration
     src["resolved"] = resolved
@@ -161,11 +189,15 @@ class Checkpointer:
 _SERVE_FNS: dict = {}
 
 
-def serve_fn(method):
-  """The jitted, seed-vmapped serving function of a method, compiled once per program."""
-  key = program_key(method)
+def serve_fn(method, part: str | None = None):
+  """The jitted, seed-vmapped serving function of a method, compiled once per program
+  (and per part, "valid" or "test", for sequence methods, which serve one example each)."""
+  # A method may serve differently from how it trains (IDW's post-hoc τ): `serve_key()`.
+  serve_key = method.serve_key() if hasattr(method, "serve_key") else None
+  key = (program_key(method), serve_key, part)
   if key not in _SERVE_FNS:
-    _SERVE_FNS[key] = jax.jit(jax.vmap(method.serve, in_axes=(0, None)))
+    serve = method.serve if part is None else functools.partial(method.serve, part=part)
+    _SERVE_FNS[key] = jax.jit(jax.vmap(serve, in_axes=(0, None)))
   return _SERVE_FNS[key]
 
 
@@ -178,6 +210,8 @@ def target_slices(bundle: Bundle, targets) -> dict[str, np.ndarray]:
 def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", "valid"),
                     chunk_size=1024) -> dict[str, dict[str, np.ndarray]]:
   """Per-seed metrics (percent) by slice for each split, from one serving pass."""
+  if is_sequences(bundle):
+    return _evaluate_sequences(method, params_S, data, bundle, ks, splits, chunk_size)
   user_SxUxD, item_SxIxD = serve_fn(method)(params_S, data)
   out = {}
   for split in splits:
@@ -195,8 +229,25 @@ def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", 
   return out
 
 
-def chance_levels(bundle: Bundle, ks) -> dict[str, float]:
+def _evaluate_sequences(method, params_S, data, seq_data: SequenceData, ks, splits,
+                        chunk_size) -> dict[str, dict[str, np.ndarray]]:
+  from ltbench.methods.sequential import rank_eval
+  out = {}
+  for split in splits:
+    user_SxUxMxD, item_SxIxD = serve_fn(method, split)(params_S, data)
+    ranks_SxU, ties_SxU = rank_eval(user_SxUxMxD, item_SxIxD, seq_data, split, chunk_size)
+    metrics = evaluate.metrics_from_ranks(ranks_SxU, ks, seq_data.slices(split), ties_SxU)
+    out[split] = {f"{s}/{m}": v for (s, m), v in metrics.items()}
+  return out
+
+
+def chance_levels(bundle, ks) -> dict[str, float]:
   """Test-split HR/NDCG (percent) of a uniformly random ranking under the same exclusions."""
+  if is_sequences(bundle):
+    n = bundle.num_sequences
+    cands = bundle.num_items if bundle.negatives_SxN is None else bundle.negatives_SxN.shape[1] + 1
+    levels = evaluate.chance_metrics(np.full(n, cands), ks, bundle.slices("test"))
+    return {f"{s}/{m}": v for (s, m), v in levels.items()}
   indptr, indices = bundle.seen_csr(include_valid=True)
   owner = np.repeat(np.arange(bundle.num_users), np.diff(indptr))
   pairs = np.unique(owner.astype(np.int64) * bundle.num_items + indices)
@@ -212,8 +263,8 @@ class ValidationCurves:
 
   def __init__(self, method, data, bundle: Bundle, spec: TableSpec, num_seeds: int,
                epochs: int):
-    self.method, self.data, self.bundle, self.ks = method, data, bundle, spec.ks
-    self.cells = list(spec.cells)
+    self.method, self.data, self.bundle, self.ks = method, data, bundle, spec.eval_ks
+    self.cells = list(dict.fromkeys([*spec.cells, spec.select_cell]))
     self.values = {c: np.full((num_seeds, epochs), np.nan) for c in self.cells}
 
   def record(self, epoch: int, params_S) -> None:
@@ -221,9 +272,51 @@ class ValidationCurves:
     for c in self.cells:
       self.values[c][:, epoch] = valid["valid"][c]
 
-  def for_seed(self, s_idx: int) -> dict[str, list]:
-    return {c: [None if np.isnan(x) else round(float(x), 4) for x in v[s_idx]]
+  def for_seed(self, s_idx: int, epochs: int | None = None) -> dict[str, list]:
+    """The seed's curves over the first `epochs` epochs (all by default; fewer when a row
+    stopped early)."""
+    return {c: [None if np.isnan(x) else round(float(x), 4) for x in v[s_idx][:epochs]]
             for c, v in self.values.items()}
+
+
+class BestEpoch:
+  """Early stopping on validation, per seed, inside one vmapped program: each seed keeps a
+  copy of its parameters at its best epoch by `cell` so far, and `update` says when every
+  seed has gone `patience` epochs without improving. `reset` starts a new phase (IDW)."""
+
+  def __init__(self, cell: str, patience: int):
+    self.cell, self.patience = cell, patience
+    self.epochs: list[np.ndarray] = []  # per phase: the best epoch of each seed
+    self.reset()
+
+  def reset(self) -> None:
+    self.best_S = self.params = self.stale_S = self.epoch_S = None
+
+  def update(self, epoch: int, valid: dict[str, np.ndarray], params_S) -> bool:
+    from ltbench.methods.idw import keep_stopped
+    score_S = np.nan_to_num(np.asarray(valid[self.cell], np.float64), nan=-np.inf)
+    if self.best_S is None:
+      improved = np.ones_like(score_S, bool)
+      self.params = jax.tree.map(jnp.copy, params_S)  # the epoch function donates its input
+      self.best_S, self.stale_S = score_S, np.zeros(score_S.shape, np.int64)
+      self.epoch_S = np.full(score_S.shape, epoch)
+    else:
+      improved = score_S > self.best_S
+      if improved.any():
+        self.params = keep_stopped(params_S, self.params, improved)
+      self.best_S = np.where(improved, score_S, self.best_S)
+      self.stale_S = np.where(improved, 0, self.stale_S + 1)
+      self.epoch_S = np.where(improved, epoch, self.epoch_S)
+    return bool(self.patience) and bool((self.stale_S >= self.patience).all())
+
+  def finish(self, params_S):
+    """Each seed's best parameters of the phase (or `params_S` if nothing was recorded)."""
+    if self.params is None:
+      return params_S
+    self.epochs.append(self.epoch_S)
+    best = self.params
+    self.reset()
+    return best
 
 
 def evaluate_split(method, params_S, data, bundle: Bundle, split: str, ks, chunk_size=1024
@@ -238,7 +331,12 @@ def slug(text: str) -> str:
 
 
 def load_spec_bundle(spec: TableSpec, data_dir: str | None = None, download: bool = True,
-                     allow_modified_data: bool = False) -> Bundle:
+                     allow_modified_data: bool = False) -> Bundle | SequenceData:
+  if spec.data_protocol == "sequences":
+    return registry.load_sequences(spec.dataset, synthetic_config=spec.data_options or None,
+                                   sequence_config=spec.sequence_options or None,
+                                   head_fraction=spec.head_fraction, data_dir=data_dir,
+                                   download=download, allow_modified_data=allow_modified_data)
   return registry.load_bundle(spec.dataset, data_dir=data_dir, head_fraction=spec.head_fraction,
                               download=download, synthetic_config=spec.data_options or None,
                               allow_modified_data=allow_modified_data)
@@ -295,7 +393,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
     done = {t["seed"] for t in trials_store.load(warn=False)
             if t["row"] == row.name and t["config"] == key and t["status"] == "ok"}
     pending = [s for s in seeds if s not in done]
-    reused = reuse_trials(out_root, trials_store, row.name, key, pending)
+    reused = reuse_trials(out_root, trials_store, row.name, key, pending, spec.cells)
     if reused:
       print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: reused seeds {reused} from "
             "another spec's identical configuration", file=sys.stderr)
@@ -334,7 +432,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
           "chance": {c: round(v, 4) for c, v in chance_levels(bundle, spec.ks).items()
                      if c in spec.cells},
           "param_counts": {r.name: row_param_counts(spec, r, bundle, data) for r in spec.rows},
-          "train": dataclasses.asdict(spec.train),
+          "train": dataclasses.asdict(spec.train), "data_protocol": spec.data_protocol,
           "model": dataclasses.asdict(spec.model), "seeds_requested": seeds,
           "wall_time_this_invocation_s": round(time.time() - t_run, 1),
           "trial_wall_time_s": {r: round(sum(t.get("wall_time_s") or 0 for t in current
@@ -367,14 +465,21 @@ def row_param_counts(spec: TableSpec, row: Row, bundle: Bundle, data) -> dict[st
   return _PARAM_COUNTS[key]
 
 
-def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int], key: str,
+def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: str,
             trials_store: TrialStore, out_dir: pathlib.Path, env: dict,
             progress=None) -> None:
+  """Trains `pending` seeds of one row as one vmapped program, evaluates them, and appends
+  one trial record per seed. IDW rows (sequence data) train through `idw.run_idw`; the
+  others through `train.train`. With `TrainConfig.patience` each seed ends on its best
+  validation epoch (early stopping, `BestEpoch`)."""
+  from ltbench.methods import idw
   options, train_cfg, model_cfg = resolve_row(spec, row)
   method = methods.build(row.method, bundle, model_cfg, train_cfg, name=row.name, **options)
   keys_S = jnp.stack([jax.random.PRNGKey(s) for s in pending])
+  is_idw = isinstance(method, idw.IDWTwoTower)
+  every = 0 if is_idw else train_cfg.checkpoint_every  # IDW rows are short: no checkpoints
   ckpt = Checkpointer(out_dir / "ckpt" / f"{slug(row.name)}-{key}-s{'_'.join(map(str, pending))}",
-                      train_cfg.checkpoint_every)
+                      every)
   state, start = None, 0
   if ckpt.every and ckpt.directory.exists():
     restored = ckpt.restore(init_state(method, keys_S, data, train_cfg.learning_rate))
@@ -383,18 +488,51 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
       print(f"[ltbench]   resuming {row.name} from its checkpoint after epoch {start}",
             file=sys.stderr)
   t0 = time.time()
-  curves = ValidationCurves(method, data, bundle, spec, len(pending), train_cfg.epochs)
+  sched = method.schedule if is_idw else None
+  max_epochs = ((train_cfg.epochs if sched.pretrain_epochs is None else sched.pretrain_epochs)
+                + sched.max_iterations * sched.wake_epochs +
+                sched.calibration_epochs) if is_idw else train_cfg.epochs
+  curves = ValidationCurves(method, data, bundle, spec, len(pending), max_epochs)
+  best = BestEpoch(spec.select_cell, train_cfg.patience) if train_cfg.patience else None
+  ran = [start]  # epochs run so far (the curves' length)
 
-  def on_epoch(epoch, state, _):
-    curves.record(epoch, state.params)
-    ckpt.maybe_save(epoch, state, epoch + 1 == train_cfg.epochs)
+  def record(epoch, params_S) -> bool:
+    curves.record(epoch, params_S)
+    ran[0] = epoch + 1
+    if best is None:
+      return False
+    return best.update(epoch, {c: v[:, epoch] for c, v in curves.values.items()}, params_S)
 
-  result = train(method, data, bundle.num_train, keys_S, train_cfg, label=row.name,
-                 seeds=pending, state=state, start_epoch=start, on_epoch=on_epoch,
-                 progress=progress)
-  metrics = evaluate_splits(method, result.params, data, bundle, spec.ks)
+  extras: dict[str, Any] = {}
+  if is_idw:
+    res = idw.run_idw(method, data, num_examples(bundle), keys_S, train_cfg, label=row.name,
+                      on_epoch=lambda epoch, state, phase: record(epoch, state.params),
+                      end_phase=None if best is None else lambda state, phase: TrainState(
+                          best.finish(state.params), state.opt_state))
+    params_S, losses_S = res.params, res.losses
+    failed = {int(s): f"{row.name}: loss became non-finite for seed {pending[s]}; this trial "
+              "is marked failed (the others go on). Try a lower learning rate."
+              for s in np.flatnonzero(~np.isfinite(losses_S).all(1))}
+    extras = {"idw_deltas": res.deltas.T, "idw_wake_rounds": res.wake_rounds,
+              "idw_phases": np.broadcast_to(np.asarray(res.phases, object), (len(pending),
+                                                                             len(res.phases)))}
+  else:
+    def on_epoch(epoch, state, _):
+      stop = record(epoch, state.params)
+      ckpt.maybe_save(epoch, state, epoch + 1 == train_cfg.epochs)
+      return stop
+
+    result = train(method, data, num_examples(bundle), keys_S, train_cfg, label=row.name,
+                   seeds=pending, state=state, start_epoch=start, on_epoch=on_epoch,
+                   progress=progress)
+    params_S = result.params if best is None else best.finish(result.params)
+    losses_S, failed = result.losses[:, :ran[0]], result.failed
+  if best is not None and best.epochs:
+    extras["best_epoch"] = np.stack(best.epochs, 1) + 1  # [S, phases], 1-based
+  metrics = evaluate_splits(method, params_S, data, bundle, spec.eval_ks)
   test, valid = metrics["test"], metrics["valid"]
-  extras = method.trial_extras(result.params, data, bundle) if hasattr(method, "trial_extras") else {}
+  if hasattr(method, "trial_extras"):
+    extras.update(method.trial_extras(params_S, data, bundle))
   wall = (time.time() - t0) / len(pending)
   for s_idx, seed in enumerate(pending):
     base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,
@@ -404,14 +542,14 @@ def run_row(spec: TableSpec, row: Row, bundle: Bundle, data, pending: list[int],
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if bundle.meta.get("data_modified"):
       base["data_modified"] = True
-    if s_idx in result.failed:
-      trials_store.append({**base, "status": "failed", "error": result.failed[s_idx]})
+    if s_idx in failed:
+      trials_store.append({**base, "status": "failed", "error": failed[s_idx]})
       continue
     trials_store.append({**base, "status": "ok",
                   "test": {c: float(v[s_idx]) for c, v in test.items()},
                   "valid": {c: float(v[s_idx]) for c, v in valid.items()},
-                  "loss_per_epoch": [round(float(x), 5) for x in result.losses[s_idx]],
-                  "valid_per_epoch": curves.for_seed(s_idx),
+                  "loss_per_epoch": [round(float(x), 5) for x in losses_S[s_idx]],
+                  "valid_per_epoch": curves.for_seed(s_idx, ran[0]),
                   "extras": {k: np.asarray(v[s_idx]).tolist() for k, v in extras.items()}})
   ckpt.clear()
   summary = ", ".join(f"{c} {np.nanmean(test[c]):.2f}" for c in spec.cells[:2])

@@ -50,6 +50,9 @@ class DatasetSettings:
   # Method options, applied to every row that already sets that option (e.g. CDN's gamma).
   options: dict[str, Any] = dataclasses.field(default_factory=dict)
   note: str = ""  # where the values came from; printed in the report
+  # The paper's numbers on this data set (row name -> cell -> value), replacing the rows'
+  # own; None keeps them. {} says the paper reports nothing on this data set (a stand-in).
+  paper: dict[str, dict[str, PaperValue]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +65,14 @@ class TableSpec:
   rows: tuple[Row, ...]
   seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # trial seeds (init and data order)
   train: TrainConfig = TrainConfig()
-  model: ModelConfig = ModelConfig()
+  model: Any = ModelConfig()  # ModelConfig, or SeqModelConfig for sequence data sets
+  # Sequence data sets only: ltbench.data.sequences.SequenceConfig fields (max_len, windows..)
+  sequence_options: dict[str, Any] = dataclasses.field(default_factory=dict)
   head_fraction: float | None = None  # None = the data set's default
   protocol: str = "full"  # "full": rank all items, excluding the user's train/valid items
+  # "interactions": a Bundle (registry.load_bundle); "sequences": SequenceData cut from the
+  # data set's time-ordered histories (registry.load_sequences), ranked per sequence.
+  data_protocol: str = "interactions"
   data_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # synthetic config
   claims: tuple[Claim, ...] = ()
   notes: tuple[str, ...] = ()  # protocol decisions and deviations, printed in reports
@@ -74,12 +82,20 @@ class TableSpec:
   is_quick: bool = False
   variant: str = ""  # suffix of the results folder for reduced runs (e.g. "-epochs10")
   select_cell: str = "overall/NDCG@50"  # validation cell that `ltbench tune` maximises
+  extra_ks: tuple[int, ...] = ()  # more cut-offs to evaluate and store in every trial
   # Settings chosen for other data sets (`--dataset NAME`), keyed by data set name.
   per_dataset: dict[str, DatasetSettings] = dataclasses.field(default_factory=dict)
 
   @property
   def ks(self) -> tuple[int, ...]:
     return tuple(sorted({int(c.split("@")[1]) for c in self.cells}))
+
+  @property
+  def eval_ks(self) -> tuple[int, ...]:
+    """Cut-offs every trial is evaluated at: the cells', the selection cell's and
+    `extra_ks` (so that specs sharing trials, e.g. IDW Tables 1 and 4, find theirs)."""
+    return tuple(sorted(set(self.ks) | {int(self.select_cell.split("@")[1])} |
+                        set(self.extra_ks)))
 
   @property
   def slices(self) -> tuple[str, ...]:
@@ -135,12 +151,22 @@ def check_seeds(seeds, option: str = "--seeds") -> list[int]:
   return seeds
 
 
+def _model_fields(model) -> frozenset[str]:
+  """The fields a row may override of the spec's model config (a ModelConfig, or the
+  sequential backbone's SeqModelConfig). M (num_interests) stays a method option: the
+  sur / mur factories set it."""
+  if isinstance(model, ModelConfig):
+    return MODEL_FIELDS
+  return frozenset(f.name for f in dataclasses.fields(model)) - {"num_interests"}
+
+
 def resolve_row(spec: TableSpec, row: Row) -> tuple[dict[str, Any], TrainConfig, ModelConfig]:
   """(method options, TrainConfig, ModelConfig) of a row: its params that name a TrainConfig
   or ModelConfig field override the spec's value; the rest are the method's options."""
+  model_fields = _model_fields(spec.model)
   train = {k: v for k, v in row.params.items() if k in TRAIN_FIELDS}
-  model = {k: v for k, v in row.params.items() if k in MODEL_FIELDS}
-  options = {k: v for k, v in row.params.items() if k not in TRAIN_FIELDS | MODEL_FIELDS}
+  model = {k: v for k, v in row.params.items() if k in model_fields}
+  options = {k: v for k, v in row.params.items() if k not in TRAIN_FIELDS | model_fields}
   return (options, dataclasses.replace(spec.train, **train),
           dataclasses.replace(spec.model, **model))
 
@@ -157,7 +183,9 @@ def for_dataset(spec: TableSpec, dataset: str) -> TableSpec:
     raise SpecError(f"{spec.id}: per_dataset[{dataset!r}].train names unknown TrainConfig "
                     f"fields {sorted(unknown)}")
   rows = tuple(dataclasses.replace(r, params={**r.params, **{
-      k: v for k, v in settings.options.items() if k in r.params}}) for r in spec.rows)
+      k: v for k, v in settings.options.items() if k in r.params}},
+      paper=r.paper if settings.paper is None else settings.paper.get(r.name, {}))
+      for r in spec.rows)
   values = ", ".join(f"{k} = {v}" for k, v in {**settings.train, **settings.options}.items())
   note = f"Settings for {dataset}: {values}. {settings.note}".strip()
   return dataclasses.replace(spec, train=dataclasses.replace(spec.train, **settings.train),

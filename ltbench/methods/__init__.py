@@ -48,9 +48,9 @@ def _sequential(num_interests: int, sur: bool = False, idw_method: bool = False,
   """SUR / MUR and the IDW Table 1 rows on SequenceData (`bundle` is a SequenceData,
   `model_cfg` a sequential.SeqModelConfig or None for the paper's; options: temperature=,
   remove_accidental_hits=, the baselines' gamma= / max_margin= / tau=, weighting= for IDW,
-  and num_interests= for the M > 1 rows, e.g. Figure 6's sweep). The table runner does not
-  drive sequence data yet: it loads a Bundle and ranks with rank_full; use
-  sequential.rank_eval, and idw.run_idw to train the IDW rows."""
+  and num_interests= for the M > 1 rows, e.g. Figure 6's sweep; the IDW rows also take
+  the `idw.IDWConfig` fields: momentum=, eta=, pretrain_epochs=, ...). The table runner
+  ranks them with sequential.rank_eval and trains the IDW rows with idw.run_idw."""
   def factory(bundle, model_cfg, train_cfg, name, num_interests=num_interests, **options):
     if model_cfg is None:
       model_cfg = sequential.SeqModelConfig()
@@ -62,8 +62,10 @@ def _sequential(num_interests: int, sur: bool = False, idw_method: bool = False,
     model_cfg = dataclasses.replace(model_cfg, num_interests=num_interests)
     if idw_method:
       weighting = options.pop("weighting", "mass")
+      schedule = idw.IDWConfig(**{f.name: options.pop(f.name)
+                                  for f in dataclasses.fields(idw.IDWConfig) if f.name in options})
       base = sequential.SequentialTwoTower(name, bundle.num_items, model_cfg, **options)
-      return idw.IDWTwoTower(name, base, weighting=weighting)
+      return idw.IDWTwoTower(name, base, weighting=weighting, schedule=schedule)
     return sequential.SequentialTwoTower(name, bundle.num_items, model_cfg,
                                          **{**preset, **options})
   return factory
@@ -151,11 +153,13 @@ def param_counts(method, bundle, data) -> dict[str, int]:
   ModelConfig): `item_side` / `backbone_item_tower` count the item side with its embedding
   tables, the `_dense` variants without them, and `total` / `backbone_total` everything.
   A method whose parameters have no recognisable item side gets only the totals."""
-  backbone = baselines.TwoTowerSoftmax("backbone", bundle.user_features.fields,
-                                       bundle.item_features.fields, baselines.softmax_objective(),
-                                       _model_cfg(method))
+  pairs = [("", method)]
+  if hasattr(bundle, "user_features"):  # sequence data have no feature two-tower backbone
+    pairs.append(("backbone_", baselines.TwoTowerSoftmax(
+        "backbone", bundle.user_features.fields, bundle.item_features.fields,
+        baselines.softmax_objective(), _model_cfg(method))))
   out = {}
-  for prefix, m in (("", method), ("backbone_", backbone)):
+  for prefix, m in pairs:
     params = jax.eval_shape(m.init, jax.random.PRNGKey(0), data)
     out[f"{prefix}total"] = _count(params)[0]
     item_side = _item_params(params)

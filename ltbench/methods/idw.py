@@ -235,6 +235,28 @@ def sleep_weights(item_IxD, w_I, target_I, momentum):
   return w_next_I, jnp.max(jnp.abs(w_next_I - w_I))
 
 
+@dataclasses.dataclass(frozen=True)
+class IDWConfig:
+  momentum: float = 0.9  # m of Eq. 9 (§4.6.2's best of {0.7, 0.8, 0.9, 0.99})
+  eta: float = 4e-4  # η: stop when ‖w^(t+1) − w^(t)‖∞ < η (§4.6.2's best)
+  max_iterations: int = 5  # MAX_T, sleep/wake rounds at most (official train.py: 5)
+  # Unweighted epochs before the first sleep (θ^(0), φ^(0)); None = TrainConfig.epochs, the
+  # same budget (and early stopping) as the plain SUR / MUR rows.
+  pretrain_epochs: int | None = None
+  wake_epochs: int = 5  # epochs per wake phase (official: up to 5 per iteration)
+  calibration_epochs: int = 5  # user-tower calibration epochs (0 = IDW w/o calibration)
+  calibration_lr: float | None = None  # Adam step size of calibration (None = training's)
+
+  def __post_init__(self):
+    if not 0.0 <= self.momentum <= 1.0:
+      raise ValueError(f"momentum must be in [0, 1], got {self.momentum}")
+    if self.pretrain_epochs is not None and self.pretrain_epochs < 0:
+      raise ValueError(f"pretrain_epochs must be >= 0 or None, got {self.pretrain_epochs}")
+    if self.eta < 0 or self.max_iterations < 0:
+      raise ValueError(f"eta and max_iterations must be >= 0, got {self.eta}, "
+                       f"{self.max_iterations}")
+
+
 PRETRAIN, WAKE, CALIBRATE = 0.0, 1.0, 2.0  # values of params["phase"]
 
 
@@ -254,6 +276,7 @@ class IDWTwoTower:
   name: str
   base: Any  # methods.sequential.SequentialTwoTower (objective "softmax")
   weighting: Literal["mass", "eq10"] = "mass"  # how w reaches the loss (`example_weights`)
+  schedule: IDWConfig = IDWConfig()  # phases, momentum and η of `run_idw` (not compiled)
 
   def __post_init__(self):
     if self.weighting not in ("mass", "eq10"):
@@ -269,6 +292,9 @@ class IDWTwoTower:
 
   def program_key(self):
     return ("idw", self.base.program_key(), self.weighting)
+
+  def serve_key(self):
+    return self.base.serve_key()
 
   def hyper(self):
     return self.base.hyper()
@@ -320,24 +346,6 @@ def sleep_fn(method: IDWTwoTower):
   return _SLEEP_FNS[key]
 
 
-@dataclasses.dataclass(frozen=True)
-class IDWConfig:
-  momentum: float = 0.9  # m of Eq. 9 (§4.6.2's best of {0.7, 0.8, 0.9, 0.99})
-  eta: float = 4e-4  # η: stop when ‖w^(t+1) − w^(t)‖∞ < η (§4.6.2's best)
-  max_iterations: int = 5  # MAX_T, sleep/wake rounds at most (official train.py: 5)
-  pretrain_epochs: int = 10  # unweighted epochs before the first sleep (θ^(0), φ^(0))
-  wake_epochs: int = 5  # epochs per wake phase (official: up to 5 per iteration)
-  calibration_epochs: int = 5  # user-tower calibration epochs (0 = IDW w/o calibration)
-  calibration_lr: float | None = None  # Adam step size of calibration (None = training's)
-
-  def __post_init__(self):
-    if not 0.0 <= self.momentum <= 1.0:
-      raise ValueError(f"momentum must be in [0, 1], got {self.momentum}")
-    if self.eta < 0 or self.max_iterations < 0:
-      raise ValueError(f"eta and max_iterations must be >= 0, got {self.eta}, "
-                       f"{self.max_iterations}")
-
-
 @dataclasses.dataclass
 class IDWResult:
   params: Any  # leading seed axis, after calibration
@@ -361,7 +369,8 @@ def keep_stopped(new, old, active_S):
 
 
 def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib.TrainConfig,
-            idw: IDWConfig = IDWConfig(), label: str = "idw") -> IDWResult:
+            idw: IDWConfig | None = None, label: str = "idw", on_epoch=None,
+            end_phase=None) -> IDWResult:
   """Algorithm 1 for S seeds: pre-train (unweighted), then up to MAX_T rounds of sleep
   (new weights) and wake (weighted training), then user-tower calibration.
 
@@ -369,8 +378,15 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
   still run for the others (one vmapped program), and the stopped seed's parameters and
   optimiser state are put back afterwards, so it keeps φ^(t). Adam's state carries over
   from pre-training through the wake phases (official code); calibration starts a fresh
-  Adam. `cfg.epochs` is not used: the phases' epochs come from `idw`.
+  Adam. `cfg.epochs` is the pre-training budget unless `idw.pretrain_epochs` sets one; the
+  other phases' epochs come from `idw` (default: the method's `schedule`).
+
+  Hooks for the table runner (early stopping on validation, curves): `on_epoch(epoch,
+  state, phase)` after each epoch, where returning True ends the phase early, and
+  `end_phase(state, phase) -> state` at the end of the pre-training, each wake and the
+  calibration phase (e.g. to put back each seed's best epoch).
   """
+  idw = method.schedule if idw is None else idw
   t0 = time.time()
   num_seeds = keys_S.shape[0]
   num_steps = train_lib.steps_per_epoch(num_examples, cfg.batch_size)
@@ -392,10 +408,13 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
       if cfg.log_every and len(phases) % cfg.log_every == 0:
         print(f"  {label} epoch {len(phases)} ({phase})  loss {np.nanmean(losses_S[-1]):.4f}"
               f"  ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
-    return state
+      if on_epoch is not None and on_epoch(len(phases) - 1, state, phase) is True:
+        break
+    return state if end_phase is None or not n else end_phase(state, phase)
 
   epoch_fn = train_lib.make_epoch_fn(method, train_lib.ADAM, num_steps, cfg.batch_size)
-  state = run_epochs(epoch_fn, state, idw.pretrain_epochs, "pretrain")
+  pretrain = cfg.epochs if idw.pretrain_epochs is None else idw.pretrain_epochs
+  state = run_epochs(epoch_fn, state, pretrain, "pretrain")
   state = set_phase(state, WAKE)
   sleep = sleep_fn(method)
   active_S = np.ones(num_seeds, bool)

@@ -141,6 +141,10 @@ class SequentialTwoTower:
     return dataclasses.replace(self, name="", gamma=0.0, max_margin=0.0, item_norm=item_norm,
                                tau=1.0)
 
+  def serve_key(self):
+    """What serving adds to `program_key`: the post-hoc τ-normalisation."""
+    return (self.item_norm, self.tau)
+
   def hyper(self):
     return {"gamma": self.gamma, "max_margin": self.max_margin}
 

@@ -1,0 +1,108 @@
+"""IDW specs through the table runner: sequence data, early stopping per seed, the IDW
+driver's phases, trials shared between Tables 1 and 4, and unchanged keys of older rows."""
+
+import dataclasses
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ltbench import cli
+from ltbench.harness import runner
+from ltbench.train import TrainConfig, train
+from reproductions import get_spec
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def idw_quick(tmp_path_factory):
+  out = tmp_path_factory.mktemp("idw")
+  code = cli.main(["run", "idw/table1", "--quick", "--rows", "SUR,MUR-IDW", "--epochs", "2",
+                   "--out", str(out)])
+  return code, out
+
+
+def _trials(folder):
+  return [json.loads(l) for l in (folder / "trials.jsonl").read_text().splitlines()]
+
+
+def test_idw_quick_table1_trains_plain_and_idw_rows(idw_quick):
+  code, out = idw_quick
+  assert code == 0
+  folder = out / "idw" / "table1-quick-epochs2"
+  trials = _trials(folder)
+  assert sorted((t["row"], t["seed"]) for t in trials) == [
+      ("MUR-IDW", 0), ("MUR-IDW", 1), ("SUR", 0), ("SUR", 1)]
+  for t in trials:
+    assert t["status"] == "ok"
+    # Both tables' cut-offs are stored, so Table 4 can reuse these trials.
+    assert {"overall/HR@20", "tail/NDCG@20", "overall/HR@5", "head/NDCG@5"} <= set(t["test"])
+    assert 0 < t["test"]["overall/HR@20"] <= 100
+    curve = t["valid_per_epoch"]["overall/NDCG@20"]
+    assert len(curve) == len(t["loss_per_epoch"]) and None not in curve
+  idw_trial = next(t for t in trials if t["row"] == "MUR-IDW")
+  phases = idw_trial["extras"]["idw_phases"]
+  assert phases[:2] == ["pretrain", "pretrain"] and phases[-1] == "calibrate"
+  assert len(idw_trial["extras"]["idw_deltas"]) >= 1
+  # Early stopping restored a best epoch per phase (pre-train, wake rounds, calibration).
+  assert len(idw_trial["extras"]["best_epoch"]) >= 3
+  md = (folder / "table.md").read_text()
+  assert "| random ranking | chance" in md and "MUR-IDW" in md
+  meta = json.loads((folder / "table.json").read_text())["meta"]
+  assert meta["data_protocol"] == "sequences" and meta["param_counts"]["SUR"]["total"] > 0
+
+
+def test_idw_table4_reuses_table1_trials(idw_quick, capsys):
+  _, out = idw_quick
+  assert cli.main(["run", "idw/table4", "--quick", "--rows", "SUR,MUR-IDW", "--epochs", "2",
+                   "--out", str(out)]) == 0
+  assert "reused seeds [0, 1]" in capsys.readouterr().err
+  trials = _trials(out / "idw" / "table4-quick-epochs2")
+  assert {t["row"] for t in trials} == {"SUR", "MUR-IDW"}
+  assert all(t.get("reused_from", "").startswith("idw/table1") for t in trials)
+
+
+def test_best_epoch_keeps_each_seeds_best_parameters():
+  best = runner.BestEpoch("overall/NDCG@20", patience=2)
+  params = lambda v: {"w": jnp.asarray(v, jnp.float32)}
+  assert not best.update(0, {"overall/NDCG@20": np.array([1.0, 5.0])}, params([10.0, 10.0]))
+  assert not best.update(1, {"overall/NDCG@20": np.array([2.0, 4.0])}, params([11.0, 11.0]))
+  assert not best.update(2, {"overall/NDCG@20": np.array([1.5, 3.0])}, params([12.0, 12.0]))
+  # Seed 1 has gone 3 epochs, seed 0 two, without improving: stop.
+  assert best.update(3, {"overall/NDCG@20": np.array([np.nan, 3.0])}, params([13.0, 13.0]))
+  np.testing.assert_array_equal(best.finish(params([0.0, 0.0]))["w"], [11.0, 10.0])
+  np.testing.assert_array_equal(best.epochs[0], [1, 0])
+
+
+def test_train_stops_when_on_epoch_says_so():
+  from ltbench.data import registry
+  from ltbench import methods
+  from ltbench.methods.sequential import SeqModelConfig
+  data = registry.load_sequences("idw-synthetic", synthetic_config={"num_users": 200})
+  cfg = TrainConfig(epochs=5, batch_size=256, learning_rate=0.01, log_every=0)
+  method = methods.build("sur", data, SeqModelConfig(), cfg)
+  seen = []
+  result = train(method, data.device_arrays(), int(data.train_row_E.shape[0]),
+                 jnp.stack([jax.random.PRNGKey(0)]), cfg,
+                 on_epoch=lambda epoch, state, loss: seen.append(epoch) or epoch == 1)
+  assert seen == [0, 1]
+  assert np.isfinite(result.losses[:, :2]).all() and np.isnan(result.losses[:, 2:]).all()
+
+
+def test_config_keys_of_committed_cdn_rows_are_unchanged(tmp_path):
+  """Early stopping and sequence specs added fields to TrainConfig and TableSpec: the keys
+  of rows that use neither must not move, or committed trials would stop counting."""
+  run_file = REPO / "results" / "cdn" / "table2-ml-100k" / "run.json"
+  data_dir = REPO.parent / "shared" / "data"
+  if not run_file.exists() or not (data_dir / "ml-100k").exists():
+    pytest.skip("needs the committed ML-100K results and ../shared/data")
+  from ltbench.cli import resolve_spec
+  spec = resolve_spec("cdn/table2", False, dataset="ml-100k")
+  bundle = runner.load_spec_bundle(spec, str(data_dir))
+  keys = json.loads(run_file.read_text())["config_keys"]
+  for row in spec.rows:
+    assert runner.config_key(spec, row, bundle) == keys[row.name], row.name
