@@ -15,6 +15,10 @@ SPECS: dict[str, str] = {
     "cdn/figure1": "reproductions.cdn.figure1",
     "cdn/figure3": "reproductions.cdn.figure3",
     "cdn/figure4": "reproductions.cdn.figure4",
+    "ssl/rq1": "reproductions.ssl.rq1",
+    "ssl/rq2": "reproductions.ssl.rq2",
+    "ssl/rq3": "reproductions.ssl.rq3",
+    "ssl/rq4": "reproductions.ssl.rq4",
 }
 
 

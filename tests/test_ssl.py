@@ -231,3 +231,32 @@ def test_recall_and_map_on_hand_made_ranks():
   chance = evaluate.chance_metrics(np.array([4]), [2], {"all": np.array([True])})
   assert chance[("all", "MAP@2")] == pytest.approx(100 * 1.5 / 4)
   assert chance[("all", "Recall@2")] == pytest.approx(50.0)
+
+
+# -- the specs, --quick ------------------------------------------------------------------------
+
+def test_ssl_specs_run_quick(tmp_path):
+  """Each ssl spec runs --quick (one epoch, two seeds, one row each, so that the runs share
+  the CFM program; rq4's row is rq1's configuration and is reused, not retrained)."""
+  import json
+
+  from ltbench import cli
+  runs = {"ssl/rq1": "SSL-CFM", "ssl/rq2": "SSL-CFM 10%", "ssl/rq3": "SSL p=0.3",
+          "ssl/rq4": "SSL-CFM"}
+  for spec_id, row in runs.items():
+    assert cli.main(["run", spec_id, "--quick", "--seeds", "0,1", "--epochs", "1",
+                     "--out", str(tmp_path), "--rows", row]) == 0
+    out_dir = tmp_path / (spec_id + "-quick-epochs1")
+    trials = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
+    assert {t["row"] for t in trials} == {row} and len(trials) == 2
+    for t in trials:
+      assert t["status"] == "ok"
+      assert 0 < t["test"]["overall/Recall@10"] <= t["test"]["overall/Recall@50"] <= 100
+      assert 0 < t["test"]["tail/MAP@50"] <= t["test"]["tail/Recall@50"]
+    assert "overall/MAP@10" in (out_dir / "table.md").read_text()
+  reused = [json.loads(l) for l in
+            (tmp_path / "ssl/rq4-quick-epochs1/trials.jsonl").read_text().splitlines()]
+  assert all(t.get("reused_from") == "ssl/rq1-quick-epochs1:SSL-CFM" for t in reused)
+  for name in ("rq3-alpha", "rq3-dropout"):
+    assert (tmp_path / "ssl/rq3-quick-epochs1" / f"{name}.png").stat().st_size > 1000
+    assert len((tmp_path / "ssl/rq3-quick-epochs1" / f"{name}.csv").read_text().splitlines()) >= 3

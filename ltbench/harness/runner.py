@@ -80,10 +80,12 @@ class TrialStore:
 
 
 def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key: str,
-                 seeds: list[int]) -> list[int]:
+                 seeds: list[int], cells=()) -> list[int]:
   """Copies finished trials of the same configuration (same config key: method, options,
   training, model, data and protocol) from other specs' stores under out_root, so a row
-  shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. Returns the seeds reused."""
+  shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. A trial evaluated at
+  other cut-offs (its test metrics lack one of `cells`, e.g. Recall@10 from a spec that
+  reports @50 only) is not reused. Returns the seeds reused."""
   if not seeds or not out_root.exists():
     return []
   found: dict[int, dict] = {}
@@ -91,7 +93,8 @@ def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key:
     if path.resolve() == target.path.resolve():
       continue
     for t in TrialStore(path).load(warn=False):
-      if t["config"] == key and t["status"] == "ok" and t["seed"] in seeds:
+      if (t["config"] == key and t["status"] == "ok" and t["seed"] in seeds
+          and all(c in t.get("test", {}) for c in cells)):
         found.setdefault(t["seed"], {**t, "reused_from": f"{t['spec']}:{t['row']}"})
   for seed in sorted(found):
     target.append({**found[seed], "row": row_name})
@@ -295,7 +298,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
     done = {t["seed"] for t in trials_store.load(warn=False)
             if t["row"] == row.name and t["config"] == key and t["status"] == "ok"}
     pending = [s for s in seeds if s not in done]
-    reused = reuse_trials(out_root, trials_store, row.name, key, pending)
+    reused = reuse_trials(out_root, trials_store, row.name, key, pending, spec.cells)
     if reused:
       print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: reused seeds {reused} from "
             "another spec's identical configuration", file=sys.stderr)
