@@ -127,12 +127,14 @@ def test_alpha_zero_is_exactly_the_two_tower_loss(bundle, data, name, options):
   key = jax.random.PRNGKey(3)
   params = m.init(key, data)
   batch = jnp.arange(64)
-  want = jax.jit(plain.loss)(plain.init(key, data), batch, data, jax.random.PRNGKey(4), jnp.int32(0))[0]
-  loss_fn = jax.jit(lambda p, d: m.loss(p, batch, d, jax.random.PRNGKey(4), jnp.int32(0)))
+  # Eager (op by op): the ops are compiled once for the whole file, where a jitted loss
+  # per case would compile a program each.
+  want = plain.loss(plain.init(key, data), batch, data, jax.random.PRNGKey(4), jnp.int32(0))[0]
+  loss_fn = lambda p, d: m.loss(p, batch, d, jax.random.PRNGKey(4), jnp.int32(0))
   got, aux = loss_fn(params, _hyper_data(m, data))
   assert float(got) == float(want)  # bit for bit
   assert np.isfinite(float(aux["self"])) and float(aux["self"]) > 0
-  # The same compiled program with α = 1 adds L_self.
+  # α is a traced value: α = 1 adds L_self.
   d1 = _hyper_data(m, data)
   d1["hyper"] = {**d1["hyper"], "ssl_alpha": jnp.float32(1.0)}
   got1, aux1 = loss_fn(params, d1)
@@ -236,12 +238,14 @@ def test_recall_and_map_on_hand_made_ranks():
 # -- the specs, --quick ------------------------------------------------------------------------
 
 def test_ssl_specs_run_quick(tmp_path):
-  """Each ssl spec runs --quick (one epoch, two seeds, one row each, so that the runs share
-  the CFM program; rq4's row is rq1's configuration and is reused, not retrained)."""
+  """Each ssl spec runs --quick (one epoch, two seeds, one row each). Only rq1's row trains
+  a new program: rq3's row differs from it in p alone (a traced value, same program), and
+  rq2's 100 % row and rq4's row are rq1's configuration, reused rather than retrained. The
+  subset rows of rq2 are covered by test_train_fraction_restricts_the_examples_per_seed."""
   import json
 
   from ltbench import cli
-  runs = {"ssl/rq1": "SSL-CFM", "ssl/rq2": "SSL-CFM 10%", "ssl/rq3": "SSL p=0.3",
+  runs = {"ssl/rq1": "SSL-CFM", "ssl/rq2": "SSL-CFM 100%", "ssl/rq3": "SSL p=0.3",
           "ssl/rq4": "SSL-CFM"}
   for spec_id, row in runs.items():
     assert cli.main(["run", spec_id, "--quick", "--seeds", "0,1", "--epochs", "1",
@@ -254,9 +258,10 @@ def test_ssl_specs_run_quick(tmp_path):
       assert 0 < t["test"]["overall/Recall@10"] <= t["test"]["overall/Recall@50"] <= 100
       assert 0 < t["test"]["tail/MAP@50"] <= t["test"]["tail/Recall@50"]
     assert "overall/MAP@10" in (out_dir / "table.md").read_text()
-  reused = [json.loads(l) for l in
-            (tmp_path / "ssl/rq4-quick-epochs1/trials.jsonl").read_text().splitlines()]
-  assert all(t.get("reused_from") == "ssl/rq1-quick-epochs1:SSL-CFM" for t in reused)
+  for spec_id in ("ssl/rq2", "ssl/rq4"):
+    reused = [json.loads(l) for l in
+              (tmp_path / f"{spec_id}-quick-epochs1/trials.jsonl").read_text().splitlines()]
+    assert all(t.get("reused_from") == "ssl/rq1-quick-epochs1:SSL-CFM" for t in reused)
   for name in ("rq3-alpha", "rq3-dropout"):
     assert (tmp_path / "ssl/rq3-quick-epochs1" / f"{name}.png").stat().st_size > 1000
     assert len((tmp_path / "ssl/rq3-quick-epochs1" / f"{name}.csv").read_text().splitlines()) >= 3
