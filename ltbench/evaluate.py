@@ -318,7 +318,13 @@ def rank_sampled(user_SxUxD, item_SxIxD, target_U, negatives_UxN, chunk_size=102
 
 
 def metrics_from_ranks(ranks_SxU, ks, slices, ties_SxU=None):
-  """Per-seed HR@k and NDCG@k, in percent, on each slice of the evaluation examples.
+  """Per-seed HR@k, NDCG@k, Recall@k and MAP@k, in percent, on each slice of the
+  evaluation examples.
+
+  With one held-out target per example, Recall@k (the share of the example's relevant
+  items found in the top k) equals HR@k, and MAP@k (average precision at k, averaged over
+  examples) is 1 / (rank + 1) when rank < k, else 0 (rank 0-based): the precision at the
+  target's position, the only relevant one.
 
   Args:
     ranks_SxU: int 0-based target ranks from `rank_full` or `rank_sampled`.
@@ -327,11 +333,12 @@ def metrics_from_ranks(ranks_SxU, ks, slices, ties_SxU=None):
       (e.g. 'overall', 'head', 'tail').
     ties_SxU: optional int, candidates scored exactly like the target. The target's
       position is then uniform on rank..rank+ties (ties broken at random) and the metrics
-      are their expectations: HR@k = P(position < k), NDCG@k = E[1/log2(position + 2)].
+      are their expectations: HR@k = Recall@k = P(position < k), NDCG@k =
+      E[1/log2(position + 2)], MAP@k = E[1/(position + 1)], the last two over positions < k.
 
   Returns:
-    dict (slice_name, f"HR@{k}" or f"NDCG@{k}") -> numpy float64 [S] per-seed mean x 100;
-    NaN for an empty slice.
+    dict (slice_name, f"HR@{k}", f"NDCG@{k}", f"Recall@{k}" or f"MAP@{k}") -> numpy
+    float64 [S] per-seed mean x 100; NaN for an empty slice.
   """
   ranks_SxU = np.asarray(ranks_SxU)
   _expect_shape("ranks_SxU", ranks_SxU, (None, None))
@@ -354,26 +361,32 @@ def metrics_from_ranks(ranks_SxU, ks, slices, ties_SxU=None):
         # Explicit NaN: np.mean of an empty slice would warn.
         hr_S = np.full(seeds, np.nan)
         ndcg_S = np.full(seeds, np.nan)
+        map_S = np.full(seeds, np.nan)
       elif ties_SxU is not None:
         # Position uniform on [r, r + t]: sum the discounts of the positions below k.
         discount_cum = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
+        precision_cum = np.concatenate([[0.0], np.cumsum(1.0 / (np.arange(k) + 1.0))])
         r = ranks_SxU[:, mask_U].astype(np.int64)
         n = ties_SxU[:, mask_U].astype(np.int64) + 1
         lo, hi = np.minimum(r, k), np.minimum(r + n, k)
         hr_S = 100.0 * ((hi - lo) / n).mean(axis=1)
         ndcg_S = 100.0 * ((discount_cum[hi] - discount_cum[lo]) / n).mean(axis=1)
+        map_S = 100.0 * ((precision_cum[hi] - precision_cum[lo]) / n).mean(axis=1)
       else:
         hit_SxM = ranks_SxM < k
         hr_S = 100.0 * hit_SxM.mean(axis=1)
         ndcg_S = 100.0 * np.where(hit_SxM, 1.0 / np.log2(ranks_SxM + 2.0), 0.0).mean(axis=1)
+        map_S = 100.0 * np.where(hit_SxM, 1.0 / (ranks_SxM + 1.0), 0.0).mean(axis=1)
       results[(name, f"HR@{k}")] = hr_S
       results[(name, f"NDCG@{k}")] = ndcg_S
+      results[(name, f"Recall@{k}")] = hr_S.copy()  # one relevant item: recall = hit ratio
+      results[(name, f"MAP@{k}")] = map_S
   return results
 
 
 def chance_metrics(num_candidates_U, ks, slices) -> dict[tuple[str, str], float]:
-  """Expected HR@k and NDCG@k (percent) of a uniformly random ranking: the reference level
-  a trained model should clear.
+  """Expected HR@k, NDCG@k, Recall@k and MAP@k (percent) of a uniformly random ranking: the
+  reference level a trained model should clear.
 
   Args:
     num_candidates_U: int [U], the items each evaluation example is ranked among (the target
@@ -382,7 +395,8 @@ def chance_metrics(num_candidates_U, ks, slices) -> dict[tuple[str, str], float]
     slices: dict name -> numpy bool [U], as in `metrics_from_ranks`.
 
   Returns:
-    dict (slice_name, f"HR@{k}" or f"NDCG@{k}") -> float; NaN for an empty slice.
+    dict (slice_name, f"HR@{k}", f"NDCG@{k}", f"Recall@{k}" or f"MAP@{k}") -> float; NaN
+    for an empty slice.
   """
   cands_U = np.asarray(num_candidates_U, np.float64)
   _expect_shape("num_candidates_U", cands_U, (None,))
@@ -393,13 +407,17 @@ def chance_metrics(num_candidates_U, ks, slices) -> dict[tuple[str, str], float]
     _expect_k(k)
     # The target's rank is uniform on 1..c: P(rank <= k) = min(k, c) / c, and
     # E[NDCG@k] = (1/c) * sum_{r <= min(k, c)} 1 / log2(r + 1).
+    # E[MAP@k] = (1/c) * sum_{r <= min(k, c)} 1 / r.
     discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    precisions = np.cumsum(1.0 / np.arange(1, k + 1))
     top_U = np.minimum(k, cands_U).astype(np.int64)
     hr_U = top_U / cands_U
-    ndcg_U = discounts[top_U - 1] / cands_U
+    per_U = {"HR": hr_U, "NDCG": discounts[top_U - 1] / cands_U, "Recall": hr_U,
+             "MAP": precisions[top_U - 1] / cands_U}
     for name, mask in slices.items():
       mask_U = np.asarray(mask, bool)
       empty = not mask_U.any()
-      results[(name, f"HR@{k}")] = math.nan if empty else 100.0 * float(hr_U[mask_U].mean())
-      results[(name, f"NDCG@{k}")] = math.nan if empty else 100.0 * float(ndcg_U[mask_U].mean())
+      for metric, value_U in per_U.items():
+        results[(name, f"{metric}@{k}")] = (math.nan if empty
+                                            else 100.0 * float(value_U[mask_U].mean()))
   return results

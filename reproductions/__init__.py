@@ -17,6 +17,10 @@ SPECS: dict[str, str] = {
     "cdn/figure4": "reproductions.cdn.figure4",
     "idw/table1": "reproductions.idw.table1",
     "idw/table4": "reproductions.idw.table4",
+    "ssl/rq1": "reproductions.ssl.rq1",
+    "ssl/rq2": "reproductions.ssl.rq2",
+    "ssl/rq3": "reproductions.ssl.rq3",
+    "ssl/rq4": "reproductions.ssl.rq4",
 }
 
 

@@ -103,7 +103,9 @@ def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key:
                  seeds: list[int], cells=()) -> list[int]:
   """Copies finished trials of the same configuration (same config key: method, options,
   training, model, data and protocol) from other specs' stores under out_root, so a row
-  shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. Returns the seeds reused."""
+  shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. A trial evaluated at
+  other cut-offs (its test metrics lack one of `cells`, e.g. Recall@10 from a spec that
+  reports @50 only) is not reused. Returns the seeds reused."""
   if not seeds or not out_root.exists():
     return []
   found: dict[int, dict] = {}

@@ -10,14 +10,52 @@ import jax
 
 from ltbench.data import samplers
 from ltbench.errors import SpecError
-from ltbench.methods import baselines, cdn, idw, sequential
+from ltbench.methods import baselines, cdn, idw, sequential, ssl
 
 
 def _softmax(objective_fn):
-  def factory(bundle, model_cfg, train_cfg, name, softmax="full", **options):
-    return baselines.TwoTowerSoftmax(name, bundle.user_features.fields,
-                                     bundle.item_features.fields, objective_fn(**options),
-                                     model_cfg, softmax)
+  """The backbone with an objective; train_fraction < 1 trains on a per-seed subset of the
+  training examples (`ssl.TrainSubset`, SSL RQ2)."""
+  def factory(bundle, model_cfg, train_cfg, name, softmax="full", train_fraction=1.0, **options):
+    method = baselines.TwoTowerSoftmax(name, bundle.user_features.fields,
+                                       bundle.item_features.fields, objective_fn(**options),
+                                       model_cfg, softmax)
+    return ssl.with_train_fraction(method, train_fraction, bundle.num_train)
+  return factory
+
+
+def _ssl(aux: str, main_dropout: bool = False, masking: str = "none"):
+  """SSL (Yao et al., CIKM'21) and its baselines on the backbone two-tower (full softmax
+  unless softmax="in_batch"). Options: alpha= (α), tau= (τ), value_dropout= (p, rate of
+  dropping multi-valued feature values), masking= ("rfm" | "cfm", SSL only), n= (CFM:
+  features masked with the seed; default half the features less the seed),
+  ssl_items= ("batch" | "uniform"), train_fraction= (RQ2), mi_buckets= (CFM: quantile
+  buckets of continuous features for the MI table)."""
+  def factory(bundle, model_cfg, train_cfg, name, masking=masking, alpha=ssl.SSLTwoTower.alpha,
+              tau=ssl.SSLTwoTower.tau, value_dropout=None, n=None, softmax="full",
+              ssl_items="batch", train_fraction=1.0, mi_buckets=10):
+    if aux != "ssl" and masking != "none":
+      raise ValueError(f"{name!r} ({aux} auxiliary loss) takes no masking")
+    if aux == "ssl" and masking not in ("rfm", "cfm"):
+      raise ValueError(f"masking must be 'rfm' or 'cfm', got {masking!r}")
+    if value_dropout is None:  # spread-out has no augmentation
+      value_dropout = 0.0 if aux == "spread_out" else ssl.SSLTwoTower.value_dropout
+    if aux == "spread_out" and value_dropout != 0:
+      raise ValueError("spread_out has no augmentation: value_dropout must be 0")
+    fields = bundle.item_features.fields
+    if n is None:
+      n = max(len(fields) // 2 - 1, 0)
+    mi = None
+    if masking == "cfm":
+      mi_FxF = ssl.feature_mutual_information(bundle.item_features, bundle.item_counts,
+                                              mi_buckets)
+      mi = tuple(tuple(float(v) for v in row) for row in mi_FxF)
+    base = baselines.TwoTowerSoftmax(name, bundle.user_features.fields, fields,
+                                     baselines.softmax_objective(), model_cfg, softmax)
+    method = ssl.SSLTwoTower(name, base, aux=aux, masking=masking, alpha=alpha, tau=tau,
+                             value_dropout=value_dropout, n=n, mi=mi, main_dropout=main_dropout,
+                             ssl_items=ssl_items)
+    return ssl.with_train_fraction(method, train_fraction, bundle.num_train)
   return factory
 
 
@@ -84,6 +122,10 @@ METHODS: dict[str, Callable] = {
     # item_side="mlp" shares one item tower between BBN's branches
     "bbn": _cdn(item_side="mlp_per_branch", adapter="cumulative", regulariser="reversed",
                 serve="average"),
+    # SSL (Yao et al., CIKM'21): masking="rfm" | "cfm", alpha=, tau=, value_dropout=, n=
+    "ssl": _ssl("ssl", masking="cfm"),
+    "feature_dropout": _ssl("none", main_dropout=True),  # FD: value dropout on the main task
+    "spread_out": _ssl("spread_out"),  # alpha=, tau=; contrast without augmentation
     "sur": _sequential(1, sur=True),  # IDW §4.3: one user vector
     "mur": _sequential(5),  # IDW §4.3: M = 5 user vectors
     # IDW Table 1 baselines: MUR (M = 5) with another loss or item normalisation

@@ -15,6 +15,16 @@ import jax.numpy as jnp
 from ltbench.data.bundle import FieldSpec
 
 
+def lowbias32(x) -> jax.Array:
+  """C. Wellons' lowbias32 integer hash of uint32 values (two multiply-xorshift rounds)."""
+  x = jnp.asarray(x, jnp.uint32)
+  x = x ^ (x >> 16)
+  x = x * jnp.uint32(0x7FEB352D)
+  x = x ^ (x >> 15)
+  x = x * jnp.uint32(0x846CA68B)
+  return x ^ (x >> 16)
+
+
 def hash_bits(seed, shape) -> jax.Array:
   """uint32 bits for every element of `shape`, a counter-based hash of (seed, index).
 
@@ -25,12 +35,7 @@ def hash_bits(seed, shape) -> jax.Array:
   every element of one call gets an independent-looking bit pattern, and each call draws
   its seed from the layer's own PRNG key.
   """
-  def mix(x):
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
+  mix = lowbias32
   size = 1
   for d in shape:
     size *= d
