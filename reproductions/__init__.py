@@ -15,6 +15,8 @@ SPECS: dict[str, str] = {
     "cdn/figure1": "reproductions.cdn.figure1",
     "cdn/figure3": "reproductions.cdn.figure3",
     "cdn/figure4": "reproductions.cdn.figure4",
+    "mirec/table4": "reproductions.mirec.table4",
+    "mirec/table6": "reproductions.mirec.table6",
 }
 
 
