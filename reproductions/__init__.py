@@ -16,6 +16,7 @@ SPECS: dict[str, str] = {
     "cdn/figure3": "reproductions.cdn.figure3",
     "cdn/figure4": "reproductions.cdn.figure4",
     "mirec/table4": "reproductions.mirec.table4",
+    "mirec/table5": "reproductions.mirec.table5",
     "mirec/table6": "reproductions.mirec.table6",
 }
 

@@ -174,25 +174,26 @@ def test_mirec_stages_freeze_and_warm_start(bundle, data):
     methods.build("mirec", bundle, MODEL, CFG, items="tail")
 
 
-@pytest.mark.parametrize("spec_id,rows", [("mirec/table4", "Under-sampling,Head2Tail"),
-                                          ("mirec/table6", "MIRec_C,Two-tower_2")])
-def test_quick_smoke(spec_id, rows, tmp_path):
-  # Two epochs (one per stage for the curriculum rows) and one seed: the compile dominates.
-  # MIRec's and MeLU's meta steps are exercised above and in test_every_mirec_method_trains.
-  assert cli.main(["run", spec_id, "--quick", "--seeds", "0", "--epochs", "2", "--rows", rows,
-                   "--out", str(tmp_path)]) == 0
-  out_dir = tmp_path / (spec_id + "-quick-epochs2")
+@pytest.mark.parametrize("spec_id,rows,epochs", [("mirec/table4", "Under-sampling", "1"),
+                                                 ("mirec/table6", "MIRec", "2")])
+def test_quick_smoke(spec_id, rows, epochs, tmp_path):
+  # One seed, one row per spec, and as few epochs as cover the row's stages (MIRec: one of
+  # θ* on Ω*, one meta epoch on Ω(k)): the compile dominates. The other rows' pieces are
+  # tested above; the full quick specs run with `ltbench run mirec/table4 --quick`.
+  assert cli.main(["run", spec_id, "--quick", "--seeds", "0", "--epochs", epochs, "--rows",
+                   rows, "--out", str(tmp_path)]) == 0
+  out_dir = tmp_path / (spec_id + f"-quick-epochs{epochs}")
   trials = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
   assert {t["row"] for t in trials} == set(rows.split(","))
   assert all(t["status"] == "ok" and 0 <= t["test"]["overall/HR@10"] <= 100 for t in trials)
+  assert all(np.isfinite(t["loss_per_epoch"]).all() for t in trials)
   assert (out_dir / "table.md").exists()
 
 
-@pytest.mark.parametrize("method", ["mirec", "melu"])
-def test_every_mirec_method_trains(bundle, data, method):
+def test_melu_trains_and_serves(bundle, data):
   from ltbench.train import train
-  cfg = TrainConfig(epochs=2, batch_size=128, learning_rate=2e-3, log_every=0)
-  m = methods.build(method, bundle, MODEL, cfg)
+  cfg = TrainConfig(epochs=1, batch_size=128, learning_rate=2e-3, log_every=0)
+  m = methods.build("melu", bundle, MODEL, cfg)
   result = train(m, data, bundle.num_train, jax.random.PRNGKey(0)[None], cfg)
   assert np.isfinite(result.losses).all() and not result.failed
   user, item = jax.jit(m.serve)(jax.tree.map(lambda x: x[0], result.params), data)

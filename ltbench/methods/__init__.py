@@ -78,14 +78,15 @@ def omega_k_cap(bundle) -> int:
 def _mirec(**preset):
   """MIRec and its ablations (options: see mirec.MIRec; switch_epoch defaults to half the
   epochs, the paper's 100 + 100)."""
-  def factory(bundle, model_cfg, train_cfg, name, switch_epoch=None, **options):
+  def factory(bundle, model_cfg, train_cfg, name, switch_epoch=None, softmax="full", **options):
     options = {**preset, **options}
     k = omega_k_cap(bundle)
     capped = np.minimum(bundle.item_counts, k)
     if options.get("items", "all") == "head":
       capped = capped * bundle.head_mask
     switch = train_cfg.epochs // 2 if switch_epoch is None else switch_epoch
-    return mirec.MIRec(name, _backbone(bundle, model_cfg, name), switch, k, int(capped.sum()),
+    return mirec.MIRec(name, _backbone(bundle, model_cfg, name, softmax), switch, k,
+                       int(capped.sum()),
                        mirec.slice_sizes(bundle)[0], **options)
   factory.mirec_preset = preset
   return factory

@@ -507,18 +507,21 @@ class MIRec:
       return {**params, "theta": params["theta_star"]}
     return params
 
-  def base_loss(self, tt_params, batch_idx_B, data, key, objective):
+  def base_loss(self, tt_params, batch_idx_B, data, key, objective, sampler="natural"):
+    """L_g on a batch; with in-batch softmax the logits carry the sampling correction of the
+    stage's pool (Ω*: natural frequencies, Ω(k): min(count, k))."""
     user_B = data["train_user"][batch_idx_B]
     item_B = data["train_item"][batch_idx_B]
     user_BxD, cand_CxD, labels_B, cand_C = self.base.candidates(tt_params, data, user_B, item_B,
                                                                 key)
     logits_BxC = self.base.logits(user_BxD, cand_CxD, labels_B, cand_C,
-                                  sampler_log_q("natural", data))
+                                  sampler_log_q(sampler, data, self.k))
     return objective(logits_BxC, labels_B, cand_C, data)
 
   def eq5(self, p, batch, theta_star, data):
     """Eq. 5 at p = {"theta", "w"}: ‖F(θ; w) − θ*‖² + λ·L_g(θ | batch of Ω(k))."""
-    l_g = self.base_loss(p["theta"], batch["idx"], data, batch["key"], softmax_objective())
+    l_g = self.base_loss(p["theta"], batch["idx"], data, batch["key"], softmax_objective(),
+                         "omega_r")
     dist = self.distance(self.mapped(p["theta"], p["w"]), theta_star)
     return dist + self.lam * l_g, {}
 
@@ -529,7 +532,8 @@ class MIRec:
 
     def stage2(params):
       if not self.meta_learner:  # MIRec_C: fine-tune θ on Ω(k)
-        return self.base_loss(params["theta"], batch_idx_B, data, key, softmax_objective())
+        return self.base_loss(params["theta"], batch_idx_B, data, key, softmax_objective(),
+                              "omega_r")
       theta_star = jax.lax.stop_gradient(params["theta_star"])
       k_local, k_global = jax.random.split(key)
       loss_fn = lambda p, b: self.eq5(p, b, theta_star, data)

@@ -47,7 +47,8 @@ def rows(paper_values=ML1M, softmax: dict | None = None):
           note="MAML with users as tasks on the two-tower (full softmax): 8 support + 8 query "
                "examples a task, one local SGD step (1e-3) on the user tower's MLP, global Adam "
                "on everything", grid=grid(local_lr=(0.01, 0.001, 0.0001))),
-      Row("MIRec", "mirec", {"lambda_c": 1.0, "lam": 0.1, "lambda_p": 0.5}, paper_values["MIRec"],
+      Row("MIRec", "mirec", {"lambda_c": 1.0, "lam": 0.1, "lambda_p": 0.5, **s},
+          paper_values["MIRec"],
           note="θ* 100 epochs on Ω* with logQ (λ_c = 1), then θ (from θ*) and F 100 epochs on "
                "Ω(k) by Eq. 5 (λ = 0.1, one local step β = 0.01), Eq. 9 serving (λ_p = 0.5)",
           grid=MIREC_GRID),
