@@ -58,6 +58,14 @@ class Method(Protocol):
   # calls begin_phase(phase, params, key, data) -> params and starts a fresh optimiser state.
   # phase_starts: tuple[int, ...]
   # def begin_phase(self, phase: int, params: PyTree, key: jax.Array, data: PyTree) -> PyTree: ...
+  # Optional: phase_lr_scale(phase) -> float multiplies the row's learning rate from that
+  # phase on (curriculum learning-rate decay between stages; phase 0 is not scaled).
+  # def phase_lr_scale(self, phase: int) -> float: ...
+  # Optional: trial_data(key, data) -> dict of per-trial constants drawn from the trial's own
+  # key (e.g. MIRec's Ω(k), Algorithm 1 line 2), merged into `data` before `sample` and
+  # `loss`. It is a pure function of the trial key, recomputed inside each epoch call, so
+  # every epoch of a trial sees the same values.
+  # def trial_data(self, key: jax.Array, data: PyTree) -> dict: ...
 
 
 def permutation_batches(key, num_examples: int, num_steps: int, batch_size: int) -> jax.Array:
@@ -140,6 +148,8 @@ def make_epoch_fn(method: Method, tx: optax.GradientTransformation, num_steps: i
 
   def one_epoch(state: TrainState, key, data, epoch, hyper):
     data = {**data, "hyper": hyper}
+    if hasattr(method, "trial_data"):
+      data = {**data, **method.trial_data(key, data)}
     k_sample, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
     batches = method.sample(k_sample, data, epoch, num_steps, batch_size)
     mask = method.update_mask(state.params, epoch) if hasattr(method, "update_mask") else None
@@ -244,7 +254,8 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
       phase = phase_starts.index(epoch) + 1
       keys_phase = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys_S, 10_000 + phase)
       params = begin_phase_fn(method)(phase, state.params, keys_phase, data)
-      state = TrainState(params, opt_init(tx, params, cfg.learning_rate))
+      scale = method.phase_lr_scale(phase) if hasattr(method, "phase_lr_scale") else 1.0
+      state = TrainState(params, opt_init(tx, params, cfg.learning_rate * scale))
     state, loss_S = epoch_fn(state, keys_S, data, jnp.int32(epoch), hyper)
     loss_S = np.asarray(jax.device_get(loss_S))
     losses[:, epoch] = loss_S

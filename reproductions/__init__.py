@@ -21,6 +21,9 @@ SPECS: dict[str, str] = {
     "ssl/rq2": "reproductions.ssl.rq2",
     "ssl/rq3": "reproductions.ssl.rq3",
     "ssl/rq4": "reproductions.ssl.rq4",
+    "mirec/table4": "reproductions.mirec.table4",
+    "mirec/table5": "reproductions.mirec.table5",
+    "mirec/table6": "reproductions.mirec.table6",
 }
 
 

@@ -7,10 +7,11 @@ import dataclasses
 from typing import Callable
 
 import jax
+import numpy as np
 
 from ltbench.data import samplers
 from ltbench.errors import SpecError
-from ltbench.methods import baselines, cdn, idw, sequential, ssl
+from ltbench.methods import baselines, cdn, idw, mirec, sequential, ssl
 
 
 def _softmax(objective_fn):
@@ -75,6 +76,65 @@ def _two_stage(bundle, model_cfg, train_cfg, name, stage1="natural", stage2="cla
                             samplers.omega_r_size(bundle.item_counts, cap))
 
 
+def _backbone(bundle, model_cfg, name, softmax="full"):
+  return baselines.TwoTowerSoftmax(name, bundle.user_features.fields,
+                                   bundle.item_features.fields, baselines.softmax_objective(),
+                                   model_cfg, softmax)
+
+
+def _resample(mode):
+  """MIRec §5.2 Over-/Under-sampling: head and tail examples re-balanced to equal mass."""
+  def factory(bundle, model_cfg, train_cfg, name, softmax="full"):
+    return mirec.Resampled(_backbone(bundle, model_cfg, name, softmax), mode,
+                           *mirec.slice_sizes(bundle))
+  return factory
+
+
+def _curriculum(first):
+  """MIRec §5.2 Head2Tail / Tail2Head: switch_epoch (default: half the epochs), lr_decay."""
+  def factory(bundle, model_cfg, train_cfg, name, switch_epoch=None, lr_decay=0.1,
+              softmax="full"):
+    switch = train_cfg.epochs // 2 if switch_epoch is None else switch_epoch
+    return mirec.Curriculum(_backbone(bundle, model_cfg, name, softmax), first, switch,
+                            float(lr_decay), *mirec.slice_sizes(bundle))
+  return factory
+
+
+def _melu(bundle, model_cfg, train_cfg, name, **options):
+  """MeLU on the two-tower (options: support=, query=, local_lr=, first_order=)."""
+  return mirec.MeLU(_backbone(bundle, model_cfg, name), **options)
+
+
+def omega_k_cap(bundle) -> int:
+  """MIRec's k: the smallest training count among head items."""
+  head = bundle.item_counts[bundle.head_mask]
+  if head.size == 0:
+    raise ValueError("the data have no head items, so Ω(k) has no k")
+  return int(head.min())
+
+
+def _mirec(**preset):
+  """MIRec and its ablations (options: see mirec.MIRec; switch_epoch defaults to half the
+  epochs, the paper's 100 + 100)."""
+  def factory(bundle, model_cfg, train_cfg, name, switch_epoch=None, softmax="full", **options):
+    options = {**preset, **options}
+    k = omega_k_cap(bundle)
+    capped = np.minimum(bundle.item_counts, k)
+    if options.get("items", "all") == "head":
+      capped = capped * bundle.head_mask
+    switch = train_cfg.epochs // 2 if switch_epoch is None else switch_epoch
+    return mirec.MIRec(name, _backbone(bundle, model_cfg, name, softmax), switch, k,
+                       int(capped.sum()),
+                       mirec.slice_sizes(bundle)[0], **options)
+  factory.mirec_preset = preset
+  return factory
+
+
+def _two_tower_mix(bundle, model_cfg, train_cfg, name, lambda_p=0.5, softmax="full"):
+  """Two-tower₂ (MIRec §5.4): two independent two-towers mixed by λ_p at serving."""
+  return mirec.TwoTowerMix(_backbone(bundle, model_cfg, name, softmax), lambda_p)
+
+
 def _cdn(**preset):
   def factory(bundle, model_cfg, train_cfg, name, **options):
     return cdn.build(name, bundle, model_cfg, train_cfg.epochs, **{**preset, **options})
@@ -126,6 +186,17 @@ METHODS: dict[str, Callable] = {
     "ssl": _ssl("ssl", masking="cfm"),
     "feature_dropout": _ssl("none", main_dropout=True),  # FD: value dropout on the main task
     "spread_out": _ssl("spread_out"),  # alpha=, tau=; contrast without augmentation
+    # MIRec (WWW'21) Table 4-6 rows (two_tower, class_balance and logq as above)
+    "oversample": _resample("over"),
+    "undersample": _resample("under"),
+    "head2tail": _curriculum("head"),  # lr_decay=, switch_epoch=
+    "tail2head": _curriculum("tail"),
+    "melu": _melu,
+    "mirec": _mirec(),  # lambda_c=, lam=, lambda_p=, local_lr=, lr_decay=, meta_group=, ...
+    "mirec_m": _mirec(items="head"),  # Ω* and Ω(k) of head items only
+    "mirec_c": _mirec(meta_learner=False, lambda_p=0.0),  # Ω* then fine-tune on Ω(k)
+    "mirec_nologq": _mirec(lambda_c=0.0),  # MIRec − LogQ
+    "two_tower2": _two_tower_mix,  # lambda_p=
     "sur": _sequential(1, sur=True),  # IDW §4.3: one user vector
     "mur": _sequential(5),  # IDW §4.3: M = 5 user vectors
     # IDW Table 1 baselines: MUR (M = 5) with another loss or item normalisation

@@ -1,0 +1,200 @@
+"""MIRec (WWW'21) methods: the meta-learner starts as the identity, Eq. 9 serving, MeLU's
+masked local step, re-sampling masses, curriculum stages, Ω(k) once per trial, and quick
+smoke runs of the MIRec specs."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ltbench import cli, methods
+from ltbench.data import registry
+from ltbench.methods.baselines import ModelConfig
+from ltbench.train import TrainConfig
+
+MODEL = ModelConfig(embed_dim=8, sizes=(16, 8), dropout=0.0)
+CFG = TrainConfig(epochs=4, batch_size=128, learning_rate=2e-3, log_every=0)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+  return registry.load_bundle("synthetic", synthetic_config={"num_users": 200, "num_items": 150})
+
+
+@pytest.fixture(scope="module")
+def data(bundle):
+  return bundle.device_arrays()
+
+
+def _leaves_equal(a, b):
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.fixture(scope="module")
+def mirec_method(bundle):
+  return methods.build("mirec", bundle, MODEL, CFG, lambda_p=1.0)
+
+
+@pytest.fixture(scope="module")
+def mirec_params(mirec_method, data):
+  return jax.jit(mirec_method.init)(jax.random.PRNGKey(1), data)
+
+
+def test_identity_initialised_meta_learner_reproduces_theta(bundle, mirec_method, mirec_params):
+  mapped = mirec_method.mapped(mirec_params["theta"], mirec_params["w"])
+  assert jax.tree.structure(mapped) == jax.tree.structure(mirec_params["theta"])
+  assert _leaves_equal(mapped, mirec_params["theta"])
+  # F's size: one (H+1)² map plus a bias per tower (H = 16 here, group 1)
+  assert mirec_params["w"]["user"]["params"]["delta"].shape == (17, 17)
+  # Blocks of two output units: identity too, and a (2·(H+1))² map.
+  from ltbench.methods.mirec import MetaMap
+  kernel, bias = jax.random.normal(jax.random.PRNGKey(0), (16, 8)), jnp.arange(8.0)
+  w = MetaMap(2).init(jax.random.PRNGKey(0), kernel, bias)
+  assert w["params"]["delta"].shape == (34, 34)
+  k2, b2 = MetaMap(2).apply(w, kernel, bias)
+  assert np.array_equal(k2, kernel) and np.array_equal(b2, bias)
+  with pytest.raises(Exception, match="meta_group"):
+    methods.build("mirec", bundle, MODEL, CFG, meta_group=3)
+
+
+def test_serving_eq9_at_lambda_p_one_is_the_many_shot_model(bundle, data, mirec_method,
+                                                            mirec_params):
+  m = mirec_method
+  # A meta-learner away from the identity: Eq. 9 at λ_p = 1 must not see it.
+  params = {**mirec_params, "w": jax.tree.map(lambda x: x + 0.3, mirec_params["w"])}
+
+  @jax.jit
+  def scores(params):
+    user, item = m.serve(params, data)
+    user_s, item_s = m.base.serve(params["theta_star"], data)
+    mixed_half = methods.build("mirec", bundle, MODEL, CFG, lambda_p=0.5).serve(params, data)
+    user_f, item_f = m.base.serve(m.mapped(params["theta"], params["w"]), data)
+    return (user @ item.T, user_s @ item_s.T, mixed_half[0] @ mixed_half[1].T,
+            0.5 * user_s @ item_s.T + 0.5 * user_f @ item_f.T)
+
+  mixed, many_shot, half, half_ref = scores(params)
+  np.testing.assert_allclose(mixed, many_shot, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(half, half_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_melu_local_step_moves_only_the_user_mlp(bundle, data):
+  m = methods.build("melu", bundle, MODEL, CFG, local_lr=0.5)
+  params = jax.jit(m.init)(jax.random.PRNGKey(2), data)
+
+  @jax.jit
+  def adapt(params):
+    model = m.base.model
+    items_IxD = model.apply(params, data["item_features"], True, method=model.items)
+    target_UxD, counts_U = m.history_targets(data, items_IxD)
+    return m.adapted_tower(params, data, jnp.int32(3), target_UxD[3], counts_U[3], items_IxD)
+
+  before = params["params"]["user_tower"]
+  after = adapt(params)
+  assert _leaves_equal(after["encoder"], before["encoder"])
+  moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(after["mlp"]),
+                                                     jax.tree.leaves(before["mlp"]))]
+  assert all(moved)
+
+
+def test_melu_tasks_are_one_users_examples(bundle, data):
+  m = methods.build("melu", bundle, MODEL, CFG, support=3, query=2)
+  batch = jax.jit(lambda k: m.sample(k, data, jnp.int32(0), 4, 50))(jax.random.PRNGKey(3))
+  assert batch["user"].shape == (4, 10) and batch["item"].shape == (4, 10, 5)
+  seen = {}
+  for u, i in zip(np.asarray(bundle.train_user), np.asarray(bundle.train_item)):
+    seen.setdefault(int(u), set()).add(int(i))
+  for u, items in zip(np.asarray(batch["user"]).ravel(), np.asarray(batch["item"]).reshape(-1, 5)):
+    assert set(items.tolist()) <= seen[int(u)]
+
+
+def test_resampling_masses(bundle, data):
+  head_N = np.asarray(bundle.head_mask[bundle.train_item])
+  for mode in ("over", "under"):
+    m = methods.build(f"{mode}sample", bundle, MODEL, CFG)
+    heavy_N = head_N if m.heavy == "head" else ~head_N
+    key = jax.random.PRNGKey(4)
+    extra = jax.jit(m.trial_data)(key, data)
+    pool = np.asarray(jax.jit(lambda k: m.pool(k, {**data, **extra}))(key))
+    counts = np.bincount(pool, minlength=bundle.num_train)
+    heavy, light = counts[heavy_N], counts[~heavy_N]
+    assert heavy.sum() == light.sum()  # head and tail carry equal mass
+    if mode == "over":
+      assert (heavy == 1).all()  # the heavier slice unchanged
+      assert light.max() - light.min() <= 1 and light.min() >= 1  # the lighter repeated evenly
+    else:
+      assert (light == 1).all()  # the lighter slice unchanged
+      assert set(np.unique(heavy)) <= {0, 1} and heavy.sum() == (~heavy_N).sum()
+      again = np.asarray(jax.jit(m.trial_data)(key, data)["under_kept"])
+      np.testing.assert_array_equal(again, np.asarray(extra["under_kept"]))  # once per trial
+
+
+def test_curriculum_stages_and_lr_decay(bundle, data):
+  m = methods.build("head2tail", bundle, MODEL, CFG, lr_decay=0.01)
+  assert m.phase_starts == (2,) and m.phase_lr_scale(1) == 0.01
+  sample = jax.jit(lambda k, e: m.sample(k, data, e, 3, 64))
+  head_I = np.asarray(bundle.head_mask)
+  for epoch, want_head in ((0, True), (1, True), (2, False), (3, False)):
+    idx = np.asarray(sample(jax.random.PRNGKey(epoch), jnp.int32(epoch))).ravel()
+    assert (head_I[np.asarray(bundle.train_item)[idx]] == want_head).all()
+  with pytest.raises(Exception, match="lr_decay"):
+    methods.build("tail2head", bundle, MODEL, CFG, lr_decay=0.0)
+
+
+@pytest.mark.parametrize("method", ["mirec", "mirec_m"])
+def test_omega_k_is_drawn_once_per_trial(bundle, data, method):
+  m = methods.build(method, bundle, MODEL, CFG)
+  k = int(bundle.item_counts[bundle.head_mask].min())
+  assert m.k == k
+  trial = jax.jit(m.trial_data)
+  keep = np.asarray(trial(jax.random.PRNGKey(5), data)["omega_k"])
+  kept = np.bincount(np.asarray(bundle.train_item)[keep], minlength=bundle.num_items)
+  want = np.minimum(bundle.item_counts, k)
+  if method == "mirec_m":
+    want = want * bundle.head_mask
+  np.testing.assert_array_equal(kept, want)
+  assert keep.sum() == m.omega_size
+  np.testing.assert_array_equal(np.asarray(trial(jax.random.PRNGKey(5), data)["omega_k"]), keep)
+  assert not np.array_equal(np.asarray(trial(jax.random.PRNGKey(6), data)["omega_k"]), keep)
+
+
+def test_mirec_stages_freeze_and_warm_start(bundle, data):
+  m = methods.build("mirec", bundle, MODEL, CFG)
+  params = jax.jit(m.init)(jax.random.PRNGKey(7), data)
+  for epoch, star in ((0, True), (m.switch_epoch, False)):
+    mask = m.update_mask(params, jnp.int32(epoch))
+    assert all(bool(x) == star for x in jax.tree.leaves(mask["theta_star"]))
+    assert all(bool(x) != star for x in jax.tree.leaves(mask["theta"]) + jax.tree.leaves(mask["w"]))
+  started = m.begin_phase(1, params, jax.random.PRNGKey(0), data)
+  assert _leaves_equal(started["theta"], params["theta_star"])
+  # At the switch F(θ; w) = θ = θ*: Eq. 5's distance term is zero.
+  assert float(m.distance(m.mapped(started["theta"], started["w"]), started["theta_star"])) == 0.0
+  with pytest.raises(Exception, match="items"):
+    methods.build("mirec", bundle, MODEL, CFG, items="tail")
+
+
+@pytest.mark.parametrize("spec_id,rows,epochs", [("mirec/table4", "Under-sampling", "1"),
+                                                 ("mirec/table6", "MIRec", "2")])
+def test_quick_smoke(spec_id, rows, epochs, tmp_path):
+  # One seed, one row per spec, and as few epochs as cover the row's stages (MIRec: one of
+  # θ* on Ω*, one meta epoch on Ω(k)): the compile dominates. The other rows' pieces are
+  # tested above; the full quick specs run with `ltbench run mirec/table4 --quick`.
+  assert cli.main(["run", spec_id, "--quick", "--seeds", "0", "--epochs", epochs, "--rows",
+                   rows, "--out", str(tmp_path)]) == 0
+  out_dir = tmp_path / (spec_id + f"-quick-epochs{epochs}")
+  trials = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
+  assert {t["row"] for t in trials} == set(rows.split(","))
+  assert all(t["status"] == "ok" and 0 <= t["test"]["overall/HR@10"] <= 100 for t in trials)
+  assert all(np.isfinite(t["loss_per_epoch"]).all() for t in trials)
+  assert (out_dir / "table.md").exists()
+
+
+def test_melu_trains_and_serves(bundle, data):
+  from ltbench.train import train
+  cfg = TrainConfig(epochs=1, batch_size=128, learning_rate=2e-3, log_every=0)
+  m = methods.build("melu", bundle, MODEL, cfg)
+  result = train(m, data, bundle.num_train, jax.random.PRNGKey(0)[None], cfg)
+  assert np.isfinite(result.losses).all() and not result.failed
+  user, item = jax.jit(m.serve)(jax.tree.map(lambda x: x[0], result.params), data)
+  assert np.isfinite(np.asarray(user)).all() and user.shape[0] == bundle.num_users
