@@ -29,7 +29,7 @@ def test_quick_run_writes_tables_and_trials(quick_run):
       (r, s) for r in ("Two-tower", "ClassBalance", "LogQ", "NDP", "BBN", "CDN") for s in (0, 1))
   for t in trials:
     assert t["status"] == "ok" and t["split"] == "leave-one-out by timestamp"
-    assert set(t["test"]) == set(get_spec("cdn/table2").cells)
+    assert set(get_spec("cdn/table2").cells) <= set(t["test"])
     assert all(0.0 <= v <= 100.0 for v in t["test"].values())
     assert t["test"]["overall/HR@50"] > 0.0
   md = (out_dir / "table.md").read_text()
