@@ -283,10 +283,10 @@ def sequence_datasets() -> list[str]:
   return sorted([*_GENERATED_SEQUENCES, *_MOVIELENS_SEQUENCES, *_AMAZON_SEQUENCES])
 
 
-def load_sequences(name: str, data_dir: str | None = None, download: bool = True,
-                   synthetic_config: dict | None = None, sequence_config: dict | None = None,
-                   head_fraction: float | None = None, allow_modified_data: bool = False,
-                   use_cache: bool = True):
+def load_sequences(name: str, synthetic_config: dict | None = None,
+                   sequence_config: dict | None = None, head_fraction: float | None = None, *,
+                   data_dir: str | None = None, download: bool = True,
+                   allow_modified_data: bool = False, use_cache: bool = True):
   """The SequenceData of a data set under the IDW sequence protocol (ltbench.data.sequences).
 
   - `idw-synthetic` (Appendix A HMM; full ranking by default) and the Amazon stand-ins
