@@ -236,6 +236,19 @@ def init_transfer(key, dim: int, hidden: int):
   return SMLTransfer(hidden=hidden).init(key, x, x, x, x)
 
 
+@functools.lru_cache(maxsize=None)
+def _init_fn(num_users: int, num_items: int, dim: int, scale: float, hidden: int):
+  def one(key):
+    k_mf, k_theta = jax.random.split(key)
+    return init_mf(k_mf, num_users, num_items, dim, scale), init_transfer(k_theta, dim, hidden)
+  return jax.jit(jax.vmap(one))
+
+
+def init_params(keys_S, num_users: int, num_items: int, cfg: PeriodTrainConfig):
+  """(MF {"P", "Q"}, Θ) per seed, one compiled program (not op-by-op)."""
+  return _init_fn(num_users, num_items, cfg.dim, cfg.init_scale, cfg.hidden)(keys_S)
+
+
 # -- host-side data -----------------------------------------------------------------------
 
 def padded(user_SxN, item_SxN, batch: int):
@@ -331,8 +344,8 @@ def run_periods(method: str, stream: PeriodStream, keys_S, cfg: PeriodTrainConfi
   seeds = list(range(num_seeds)) if seeds is None else list(seeds)
   P, first = stream.num_periods, stream.first_online
   keys_S = jnp.asarray(keys_S)
-  k_init, k_theta, k_run = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys_S)
-                            for i in range(3))
+  k_init = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys_S)
+  k_run = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys_S)
   counter = [0]
 
   def next_keys():
@@ -351,8 +364,7 @@ def run_periods(method: str, stream: PeriodStream, keys_S, cfg: PeriodTrainConfi
       losses.append(np.asarray(loss_S))
     return mf_S
 
-  mf_S = jax.vmap(lambda k: init_mf(k, stream.num_users, stream.num_items, cfg.dim,
-                                    cfg.init_scale))(k_init)
+  mf_S, theta_S = init_params(k_init, stream.num_users, stream.num_items, cfg)
   if first > 0 and cfg.pretrain_epochs:
     mf_S = mf_train(mf_S, *seeded(stream.upto(first - 1), num_seeds), cfg.pretrain_epochs)
     if log:
@@ -367,7 +379,6 @@ def run_periods(method: str, stream: PeriodStream, keys_S, cfg: PeriodTrainConfi
       reservoir.add(*stream.upto(first - 1))
   if method == "sml":
     net_cfg = cfg
-    theta_S = jax.vmap(lambda k: init_transfer(k, cfg.dim, cfg.hidden))(k_theta)
     opt_tr, opt_hat = optax.adam(cfg.tr_lr), optax.adam(cfg.mf_lr)
     step1, step2 = sml_step1_fn(net_cfg, stream.num_items), sml_step2_fn(net_cfg,
                                                                           stream.num_items)
