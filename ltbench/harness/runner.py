@@ -430,7 +430,8 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
       continue
     rows_after = len(todo) - todo.index(row.name) - 1 if row.name in todo else 0
     print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: training seeds {pending} "
-          f"({spec.train.epochs} epochs, vmapped)", file=sys.stderr, flush=True)
+          f"({'period by period' if is_periods(bundle) else f'{spec.train.epochs} epochs'}, "
+          "vmapped)", file=sys.stderr, flush=True)
     t_row = time.time()
 
     def spec_eta(row_left_s, t_row=t_row, rows_after=rows_after):

@@ -13,9 +13,10 @@ are absent, and the claim "Caser is the strongest baseline" reports that it cann
 
 Command (stand-in scale):  ltbench run sml/table1 --data-dir ../shared/data
 Other stand-in:            ltbench run sml/table1 --dataset ml-1m-u2999-periods --data-dir ../shared/data
-Expected wall time: ~minutes per row on a 2-core CPU for ML-100K (SML the slowest: its
-transfer networks run on every batch); the ML-1M stand-in is ~6x larger.
-Run locally:               ltbench run sml/table1 --quick   (synthetic drifting stream, seconds)
+Expected wall time (2-core CPU shared with other jobs, 1 seed): Fine-tune ~20 s, SML
+~30 s per period (~8 min for the 15 online periods; its transfer networks run on every
+batch); 3 seeds are vmapped in one program. The ML-1M stand-in is ~5x larger.
+Run locally:               ltbench run sml/table1 --quick   (synthetic drifting stream, ~1 min)
 """
 
 from __future__ import annotations
