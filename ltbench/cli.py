@@ -126,6 +126,13 @@ def cmd_data(args) -> int:
       print(data.summary())
       print(json.dumps(data.meta, indent=1, default=str))
     return 0
+  if registry.DATASETS[args.name].protocol == "periods":
+    from ltbench.data.periods import load_period_stream
+    print(f"{args.name}: {registry.DATASETS[args.name].description} (ltbench/data/periods.py; "
+          "MovieLens files as for ml-100k / ml-1m)")
+    if args.action == "prepare":
+      print(load_period_stream(args.name, data_dir=args.data_dir).summary())
+    return 0
   if registry.DATASETS[args.name].protocol == "sequences":
     print(f"{args.name}: {registry.DATASETS[args.name].description} "
           "(generated: ltbench/data/hmm.py, ltbench/data/amazon.py); nothing to download.")

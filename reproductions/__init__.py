@@ -24,6 +24,7 @@ SPECS: dict[str, str] = {
     "mirec/table4": "reproductions.mirec.table4",
     "mirec/table5": "reproductions.mirec.table5",
     "mirec/table6": "reproductions.mirec.table6",
+    "sml/table1": "reproductions.sml.table1",
 }
 
 

@@ -495,3 +495,79 @@ def write_official(stream: PeriodStream, root) -> None:
     user, positive, negatives = stream.test_rows(t)
     np.save(root / "test" / f"{t}.npy",
             np.concatenate([user[:, None], positive[:, None], negatives], 1).astype(np.int64))
+
+
+# -- a synthetic stream (tests, --quick) and the spec loader ------------------------------
+
+
+def synthetic_stream(num_users: int = 120, num_items: int = 150, num_periods: int = 8,
+                     per_period: int = 400, dim: int = 8, drift: float = 0.5,
+                     temperature: float = 0.3, seed: int = 0,
+                     cfg: PeriodConfig | None = None) -> PeriodStream:
+  """A small drifting stream: users' and items' latent vectors take a random-walk step
+  every period (step `drift` relative to their scale), and each period's interactions are
+  users drawn uniformly picking a new item by softmax(u·v / temperature). Recent periods
+  predict the next better than old ones, which is what retraining methods trade off. For
+  tests and --quick runs only: it resembles no real data set."""
+  rng = np.random.default_rng(seed)
+  cfg = cfg or PeriodConfig(num_periods=num_periods, num_negatives=49)
+  if cfg.num_periods != num_periods:
+    cfg = dataclasses.replace(cfg, num_periods=num_periods)
+  user_UxD = rng.normal(size=(num_users, dim)) / np.sqrt(dim)
+  item_IxD = rng.normal(size=(num_items, dim)) / np.sqrt(dim)
+  seen_UxI = np.zeros((num_users, num_items), bool)
+  users, items, times = [], [], []
+  for t in range(num_periods):
+    u_B = rng.integers(0, num_users, per_period)
+    logits_BxI = user_UxD[u_B] @ item_IxD.T / temperature
+    logits_BxI = np.where(seen_UxI[u_B], -np.inf, logits_BxI)
+    prob_BxI = np.exp(logits_BxI - logits_BxI.max(1, keepdims=True))
+    prob_BxI /= prob_BxI.sum(1, keepdims=True)
+    i_B = (prob_BxI.cumsum(1) > rng.random((per_period, 1))).argmax(1)
+    seen_UxI[u_B, i_B] = True
+    users.append(u_B)
+    items.append(i_B)
+    times.append(t * per_period + np.arange(per_period))
+    user_UxD += drift * rng.normal(size=user_UxD.shape) / np.sqrt(dim)
+    item_IxD += drift * rng.normal(size=item_IxD.shape) / np.sqrt(dim)
+  # One (user, item) pair once: drop the rare repeats within a period.
+  user_N, item_N, time_N = (np.concatenate(a) for a in (users, items, times))
+  _, first = np.unique(user_N.astype(np.int64) * num_items + item_N, return_index=True)
+  keep = np.sort(first)
+  return build_stream(user_N[keep], item_N[keep], time_N[keep], num_users, num_items, cfg,
+                      name="synthetic-periods",
+                      meta={"source": "synthetic drifting stream", "seed": seed,
+                            "checksum": f"synthetic-periods-{seed}-{num_users}-{num_items}-"
+                                        f"{num_periods}-{per_period}-{drift}-{temperature}"})
+
+
+PERIOD_DATASETS = ("synthetic-periods", "ml-100k-periods", "ml-1m-u2999-periods", "official")
+
+
+def load_period_stream(dataset: str, options: dict | None = None, data_dir=None,
+                       allow_modified_data: bool = False) -> PeriodStream:
+  """The spec loader (data_protocol='periods'). options: PeriodConfig fields, plus for
+  synthetic-periods the `synthetic_stream` arguments and for official `root`,
+  `first_online`, `first_test` (a folder in the official release format)."""
+  options = dict(options or {})
+  period_fields = {f.name for f in dataclasses.fields(PeriodConfig)}
+  period_opts = {k: options.pop(k) for k in list(options) if k in period_fields}
+  if dataset == "synthetic-periods":
+    base = PeriodConfig(num_periods=period_opts.get("num_periods", 8), num_negatives=49)
+    return synthetic_stream(**options, num_periods=base.num_periods,
+                            cfg=dataclasses.replace(base, **period_opts))
+  if options and dataset != "official":
+    raise ValueError(f"unknown period data options {sorted(options)} for {dataset!r}")
+  if dataset == "ml-100k-periods":
+    return ml100k_stream(data_dir, dataclasses.replace(ML100K_PERIODS, **period_opts),
+                         allow_modified_data)
+  if dataset == "ml-1m-u2999-periods":
+    return ml1m_u2999_stream(data_dir, dataclasses.replace(ML1M_U2999_PERIODS, **period_opts),
+                             allow_modified_data)
+  if dataset == "official":
+    if "root" not in options:
+      raise ValueError("dataset 'official' needs data option root (the release folder)")
+    schedule = OFFICIAL_SCHEDULE.get(options.get("schedule", ""), (None, None))
+    return load_official(options["root"], options.get("first_online", schedule[0]),
+                         options.get("first_test", schedule[1]))
+  raise ValueError(f"unknown period data set {dataset!r}; valid: {', '.join(PERIOD_DATASETS)}")

@@ -24,7 +24,8 @@ class Dataset:
   description: str
   head_fraction: float  # default head slice: top fraction of items by train frequency
   downloadable: bool  # has an official URL + checksum in ltbench.data.sources
-  protocol: str = "interactions"  # "sequences": loaded with load_sequences, not load_bundle
+  protocol: str = "interactions"  # "sequences": loaded with load_sequences, not load_bundle;
+  # "periods": a period stream, loaded with periods.load_period_stream (SML)
 
 
 def _synthetic(_path, head_fraction, split_seed, **config):
@@ -107,6 +108,15 @@ DATASETS: dict[str, Dataset] = {
                                        "Shoes and Jewelry: generated time-ordered histories with "
                                        "its users:items ratio and mean history length (IDW Table "
                                        "2); not the real data", 0.2, False, protocol="sequences"),
+    "synthetic-periods": Dataset("synthetic-periods", "small generated drifting period stream "
+                                 "(tests and --quick of sml/table1; no download)", 0.2, False,
+                                 protocol="periods"),
+    "ml-100k-periods": Dataset("ml-100k-periods", "STAND-IN for Yelp / Adressa: ML-100K in 20 "
+                               "equal-count periods (SML protocol)", 0.2, False,
+                               protocol="periods"),
+    "ml-1m-u2999-periods": Dataset("ml-1m-u2999-periods", "STAND-IN for Yelp / Adressa: ML-1M "
+                                   "users 1-2999 in 40 equal-count periods (SML protocol)", 0.2,
+                                   False, protocol="periods"),
 }
 _BUILDERS: dict[str, Callable] = {
     "synthetic": _synthetic,
@@ -119,6 +129,7 @@ _BUILDERS: dict[str, Callable] = {
 }
 # data sets read from another's folder
 _FOLDER = {"ml-1m-u2999-time": "ml-1m", "ml-1m-u2999-random": "ml-1m"}
+_PERIOD_FOLDER = {"ml-100k-periods": "ml-100k", "ml-1m-u2999-periods": "ml-1m"}
 
 
 def get(name: str) -> Dataset:
@@ -375,8 +386,13 @@ def load_sequences(name: str, synthetic_config: dict | None = None,
 def locate(name: str, data_dir=None) -> str | None:
   """Where the data set's files are ("generated" when it is generated), or None if absent."""
   get(name)
-  if name in ("synthetic", "bx-standin") or name in _GENERATED_SEQUENCES:
+  if name in ("synthetic", "bx-standin", "synthetic-periods") or name in _GENERATED_SEQUENCES:
     return "generated"
+  if name in _PERIOD_FOLDER:
+    found = sources.locate(_PERIOD_FOLDER[name], data_dir)
+    if found is not None and name == "ml-1m-u2999-periods" and not (found / PART_RATINGS).exists():
+      return None
+    return None if found is None else str(found)
   if name in _AMAZON_SEQUENCES:
     from ltbench.data import amazon
     try:

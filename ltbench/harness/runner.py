@@ -25,6 +25,7 @@ import ltbench
 from ltbench import evaluate, methods
 from ltbench.data import registry
 from ltbench.data.bundle import Bundle
+from ltbench.data.periods import PeriodStream
 from ltbench.data.sequences import SequenceData
 from ltbench.harness import report, store
 from ltbench.harness.spec import Row, TableSpec, check_seeds, resolve_row
@@ -61,12 +62,21 @@ def is_sequences(bundle) -> bool:
   return isinstance(bundle, SequenceData)
 
 
+def is_periods(bundle) -> bool:
+  """Whether the spec's data are a period stream (SML protocol, `methods.sml`)."""
+  return isinstance(bundle, PeriodStream)
+
+
 def num_examples(bundle) -> int:
   """Training examples per epoch: interactions of a Bundle, targets of a SequenceData."""
   return int(bundle.train_row_E.shape[0]) if is_sequences(bundle) else bundle.num_train
 
 
 def protocol_text(spec: TableSpec, bundle) -> str:
+  if is_periods(bundle):
+    return (f"period stream {bundle.name}: the model after period t-1 is tested on period t's "
+            f"rows ({bundle.meta.get('protocol')}); metrics per tested period "
+            f"{bundle.first_test}..{bundle.num_periods - 1}, then their mean")
   if is_sequences(bundle):
     fraction = bundle.meta.get("sequence_config", {}).get("head_fraction", 0)
     head = f"head = top {100 * fraction:g}% items by training-target frequency"
@@ -138,6 +148,10 @@ def config_key(spec: TableSpec, row: Row, bundle: Bundle) -> str:
   if spec.data_protocol != "interactions":
     src.update(data_protocol=spec.data_protocol, sequence_options=spec.sequence_options,
                model_type=type(model).__name__)
+  if spec.data_protocol == "periods":  # period rows: their defaults key the configuration
+    from ltbench.methods import sml
+    src["resolved"] = dataclasses.asdict(sml.make_config(row.method, resolve_row(spec, row)[0]))
+    src["period_meta"] = {k: bundle.meta.get(k) for k in ("period_config", "protocol")}
   resolved = methods.resolved_options(row.method, resolve_row(spec, row)[0])
   if resolved is not None:  # CDN-family rows: their defaults are part of the configuration
     src["resolved"] = resolved
@@ -245,6 +259,11 @@ def _evaluate_sequences(method, params_S, data, seq_data: SequenceData, ks, spli
 
 def chance_levels(bundle, ks) -> dict[str, float]:
   """Test-split HR/NDCG (percent) of a uniformly random ranking under the same exclusions."""
+  if is_periods(bundle):  # sampled: K + 1 candidates; full ranking: about the catalogue
+    n = bundle.test_user_M.shape[0]
+    cands = bundle.num_items if bundle.negatives_MxK is None else bundle.negatives_MxK.shape[1] + 1
+    levels = evaluate.chance_metrics(np.full(n, cands), ks, {"overall": np.ones(n, bool)})
+    return {f"{s}/{m}": v for (s, m), v in levels.items()}
   if is_sequences(bundle):
     n = bundle.num_sequences
     cands = bundle.num_items if bundle.negatives_SxN is None else bundle.negatives_SxN.shape[1] + 1
@@ -334,6 +353,9 @@ def slug(text: str) -> str:
 
 def load_spec_bundle(spec: TableSpec, data_dir: str | None = None, download: bool = True,
                      allow_modified_data: bool = False) -> Bundle | SequenceData:
+  if spec.data_protocol == "periods":
+    from ltbench.data.periods import load_period_stream
+    return load_period_stream(spec.dataset, spec.data_options, data_dir, allow_modified_data)
   if spec.data_protocol == "sequences":
     return registry.load_sequences(spec.dataset, synthetic_config=spec.data_options or None,
                                    sequence_config=spec.sequence_options or None,
@@ -381,7 +403,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
   warnings = catalogue_warnings(bundle, spec.ks)
   for w in warnings:
     print(f"[ltbench] WARNING: {w}", file=sys.stderr)
-  data = bundle.device_arrays()
+  data = None if is_periods(bundle) else bundle.device_arrays()
   env = environment()
   t_run = time.time()
   keys = {r.name: config_key(spec, r, bundle) for r in spec.rows}
@@ -408,7 +430,8 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
       continue
     rows_after = len(todo) - todo.index(row.name) - 1 if row.name in todo else 0
     print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: training seeds {pending} "
-          f"({spec.train.epochs} epochs, vmapped)", file=sys.stderr, flush=True)
+          f"({'period by period' if is_periods(bundle) else f'{spec.train.epochs} epochs'}, "
+          "vmapped)", file=sys.stderr, flush=True)
     t_row = time.time()
 
     def spec_eta(row_left_s, t_row=t_row, rows_after=rows_after):
@@ -460,6 +483,9 @@ _PARAM_COUNTS: dict = {}
 def row_param_counts(spec: TableSpec, row: Row, bundle: Bundle, data) -> dict[str, int]:
   """`methods.param_counts` of a row (cached per compiled program and data set)."""
   options, train_cfg, model_cfg = resolve_row(spec, row)
+  if is_periods(bundle):
+    from ltbench.methods import sml
+    return sml.param_counts(row.method, sml.make_config(row.method, options), bundle)
   method = methods.build(row.method, bundle, model_cfg, train_cfg, name=row.name, **options)
   key = (program_key(method), bundle.meta.get("checksum"))
   if key not in _PARAM_COUNTS:
@@ -475,6 +501,8 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
   others through `train.train`. With `TrainConfig.patience` each seed ends on its best
   validation epoch (early stopping, `BestEpoch`)."""
   from ltbench.methods import idw
+  if is_periods(bundle):
+    return run_period_row(spec, row, bundle, pending, key, trials_store, env)
   options, train_cfg, model_cfg = resolve_row(spec, row)
   method = methods.build(row.method, bundle, model_cfg, train_cfg, name=row.name, **options)
   keys_S = jnp.stack([jax.random.PRNGKey(s) for s in pending])
@@ -556,6 +584,47 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
   ckpt.clear()
   summary = ", ".join(f"{c} {np.nanmean(test[c]):.2f}" for c in spec.cells[:2])
   print(f"[ltbench]   {row.name}: {summary} ({time.time() - t0:.0f}s for {len(pending)} seeds)",
+        file=sys.stderr)
+
+
+def run_period_row(spec: TableSpec, row: Row, stream: PeriodStream, pending: list[int],
+                   key: str, trials_store: TrialStore, env: dict) -> None:
+  """A period-stream row (SML, Table 1): `sml.run_periods` over the stream for the pending
+  seeds; each trial stores the mean over tested periods per cell, and the per-period
+  values in extras ("periods", "per_period/<cell>")."""
+  from ltbench.methods import sml
+  options = resolve_row(spec, row)[0]
+  try:
+    cfg = sml.make_config(row.method, options)
+  except (TypeError, ValueError) as e:
+    from ltbench.errors import SpecError
+    raise SpecError(f"{spec.id}, row {row.name!r}: {e}") from None
+  keys_S = jnp.stack([jax.random.PRNGKey(s) for s in pending])
+  res = sml.run_periods(row.method, stream, keys_S, cfg, ks=spec.eval_ks, seeds=pending,
+                        label=row.name)
+  wall = res.wall_s / len(pending)
+  for s_idx, seed in enumerate(pending):
+    base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,
+            "method": row.method, "params": row.params, "split": stream.meta.get("protocol"),
+            "data_checksum": stream.meta.get("checksum"), "device": env["device"],
+            "git_commit": env["git_commit"], "wall_time_s": round(wall, 2),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    values = {c: v[s_idx] for c, v in res.metrics.items()}
+    if not all(np.isfinite(v).all() for v in values.values()) or \
+        not np.isfinite(res.losses[s_idx]).all():
+      trials_store.append({**base, "status": "failed", "error": f"{row.name}: non-finite loss "
+                           f"or metric for seed {seed}; try a lower learning rate"})
+      continue
+    extras = {"periods": res.periods,
+              **{f"per_period/{c}": [round(float(x), 4) for x in v] for c, v in values.items()}}
+    trials_store.append({**base, "status": "ok",
+                         "test": {c: float(np.mean(v)) for c, v in values.items()},
+                         "valid": {}, "loss_per_epoch": [round(float(x), 5)
+                                                          for x in res.losses[s_idx]],
+                         "valid_per_epoch": {}, "extras": extras})
+  summary = ", ".join(f"{c} {np.mean(res.metrics[c]):.2f}" for c in spec.cells[:2]
+                      if c in res.metrics)
+  print(f"[ltbench]   {row.name}: {summary} ({res.wall_s:.0f}s for {len(pending)} seeds)",
         file=sys.stderr)
 
 
