@@ -17,7 +17,10 @@ from reproductions import get_spec
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("results")
-  code = cli.main(["run", "cdn/table2", "--quick", "--out", str(out)])
+  # ClassBalance and LogQ are other objectives of the same backbone (test_train, test_cdn
+  # train them); leaving them out here keeps CI short.
+  code = cli.main(["run", "cdn/table2", "--quick", "--rows", "Two-tower,NDP,BBN,CDN", "--out",
+                   str(out)])
   return code, out / "cdn" / "table2-quick"
 
 
@@ -26,14 +29,14 @@ def test_quick_run_writes_tables_and_trials(quick_run):
   assert code == 0
   trials = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
   assert sorted((t["row"], t["seed"]) for t in trials) == sorted(
-      (r, s) for r in ("Two-tower", "ClassBalance", "LogQ", "NDP", "BBN", "CDN") for s in (0, 1))
+      (r, s) for r in ("Two-tower", "NDP", "BBN", "CDN") for s in (0, 1))
   for t in trials:
     assert t["status"] == "ok" and t["split"] == "leave-one-out by timestamp"
     assert set(get_spec("cdn/table2").cells) <= set(t["test"])
     assert all(0.0 <= v <= 100.0 for v in t["test"].values())
     assert t["test"]["overall/HR@50"] > 0.0
   md = (out_dir / "table.md").read_text()
-  assert md.count("| ours ") == 6 and "The paper's claims" in md
+  assert md.count("| ours ") == 4 and "The paper's claims" in md
   # The random-ranking reference line, well below the trained backbone.
   chance = json.loads((out_dir / "table.json").read_text())["meta"]["chance"]
   assert "| random ranking | chance" in md
@@ -41,16 +44,21 @@ def test_quick_run_writes_tables_and_trials(quick_run):
   assert 0 < chance["overall/HR@50"] < backbone
   payload = json.loads((out_dir / "table.json").read_text())
   assert payload["meta"]["device"].startswith("cpu") and payload["meta"]["jax"] == jax.__version__
-  assert len(payload["claims"]) == 7 and all(c["holds"] is not None for c in payload["claims"])
+  assert len(payload["claims"]) == 7
+  # Claims about rows this run left out (ClassBalance, LogQ) stay undecided, and say so.
+  for c in payload["claims"]:
+    assert c["holds"] is not None or "needs rows" in c["evidence"], c
+  assert sum(c["holds"] is not None for c in payload["claims"]) >= 3
   assert (out_dir / "table.csv").read_text().startswith("row,cell,mean,se,n,paper_mean")
 
 
 def test_rerun_resumes_without_retraining(quick_run, capsys):
   code, out_dir = quick_run
   before = (out_dir / "trials.jsonl").read_text()
-  assert cli.main(["run", "cdn/table2", "--quick", "--out", str(out_dir.parent.parent)]) == 0
+  assert cli.main(["run", "cdn/table2", "--quick", "--rows", "Two-tower,NDP,BBN,CDN", "--out",
+                   str(out_dir.parent.parent)]) == 0
   assert (out_dir / "trials.jsonl").read_text() == before
-  assert capsys.readouterr().err.count("already on disk, skipping") == 6
+  assert capsys.readouterr().err.count("already on disk, skipping") == 4
 
 
 def test_diff_lists_cells_and_claims(quick_run, capsys):
