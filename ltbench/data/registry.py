@@ -179,6 +179,22 @@ def _cache_file(kind: str, name: str, key_src: dict) -> pathlib.Path:
   return cache_root() / kind / f"{name}-{key}.npz"
 
 
+def _write_cache(obj, cached, what: str) -> None:
+  """Saves a parsed data set to its cache file; a failure only costs the next run a parse."""
+  try:
+    obj.save(cached)
+  except OSError as e:
+    print(f"[ltbench] could not write {what} cache {cached}: {e}", file=sys.stderr)
+
+
+def _mark_modified(obj, modified):
+  """Records in `obj.meta` the files that failed their checksum (--allow-modified-data)."""
+  if modified:
+    obj.meta["data_modified"] = True
+    obj.meta["data_modified_files"] = sorted(modified)
+  return obj
+
+
 def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | None = None,
                 split_seed: int = 0, download: bool = True, use_cache: bool = True,
                 synthetic_config: dict | None = None, allow_modified_data: bool = False) -> Bundle:
@@ -217,14 +233,8 @@ def load_bundle(name: str, data_dir: str | None = None, head_fraction: float | N
     print(f"[ltbench] parsing {name} from {path} ...", file=sys.stderr)
     bundle = _BUILDERS[name](path, head_fraction, split_seed)
     if use_cache:
-      try:
-        bundle.save(cached)
-      except OSError as e:
-        print(f"[ltbench] could not write bundle cache {cached}: {e}", file=sys.stderr)
-  if modified:
-    bundle.meta["data_modified"] = True
-    bundle.meta["data_modified_files"] = sorted(modified)
-  return bundle
+      _write_cache(bundle, cached, "bundle")
+  return _mark_modified(bundle, modified)
 
 
 # Bump when the sequence builder or an Amazon parser changes, so cached SequenceData are rebuilt.
@@ -373,14 +383,8 @@ def load_sequences(name: str, synthetic_config: dict | None = None,
     except ValueError as e:  # options the data cannot meet, e.g. too many negatives
       raise SpecError(f"cannot build {name} sequences with {seq_cfg}: {e}") from None
     if use_cache:
-      try:
-        data.save(cached)
-      except OSError as e:
-        print(f"[ltbench] could not write sequence cache {cached}: {e}", file=sys.stderr)
-  if modified:
-    data.meta["data_modified"] = True
-    data.meta["data_modified_files"] = sorted(modified)
-  return data
+      _write_cache(data, cached, "sequence")
+  return _mark_modified(data, modified)
 
 
 def locate(name: str, data_dir=None) -> str | None:

@@ -493,6 +493,20 @@ def row_param_counts(spec: TableSpec, row: Row, bundle: Bundle, data) -> dict[st
   return _PARAM_COUNTS[key]
 
 
+def trial_base(spec: TableSpec, row: Row, seed: int, key: str, meta: dict, env: dict,
+               wall_s: float, split=None) -> dict:
+  """The fields every trial record of `row` carries, whatever its data and driver."""
+  base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,
+          "method": row.method, "params": row.params,
+          "split": meta.get("split") if split is None else split,
+          "data_checksum": meta.get("checksum"), "device": env["device"],
+          "git_commit": env["git_commit"], "wall_time_s": round(wall_s, 2),
+          "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+  if meta.get("data_modified"):
+    base["data_modified"] = True
+  return base
+
+
 def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: str,
             trials_store: TrialStore, out_dir: pathlib.Path, env: dict,
             progress=None) -> None:
@@ -565,13 +579,7 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
     extras.update(method.trial_extras(params_S, data, bundle))
   wall = (time.time() - t0) / len(pending)
   for s_idx, seed in enumerate(pending):
-    base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,
-            "method": row.method, "params": row.params, "split": bundle.meta.get("split"),
-            "data_checksum": bundle.meta.get("checksum"), "device": env["device"],
-            "git_commit": env["git_commit"], "wall_time_s": round(wall, 2),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if bundle.meta.get("data_modified"):
-      base["data_modified"] = True
+    base = trial_base(spec, row, seed, key, bundle.meta, env, wall)
     if s_idx in failed:
       trials_store.append({**base, "status": "failed", "error": failed[s_idx]})
       continue
@@ -604,11 +612,8 @@ def run_period_row(spec: TableSpec, row: Row, stream: PeriodStream, pending: lis
                         label=row.name)
   wall = res.wall_s / len(pending)
   for s_idx, seed in enumerate(pending):
-    base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,
-            "method": row.method, "params": row.params, "split": stream.meta.get("protocol"),
-            "data_checksum": stream.meta.get("checksum"), "device": env["device"],
-            "git_commit": env["git_commit"], "wall_time_s": round(wall, 2),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    base = trial_base(spec, row, seed, key, stream.meta, env, wall,
+                      split=stream.meta.get("protocol"))
     values = {c: v[s_idx] for c, v in res.metrics.items()}
     if not all(np.isfinite(v).all() for v in values.values()) or \
         not np.isfinite(res.losses[s_idx]).all():

@@ -162,8 +162,20 @@ class TwoTowerSoftmax:
     return self.embed(params, data, jnp.arange(num_users))
 
 
+class WrapsBase:
+  """A method built around a backbone `self.base`: it answers to the backbone's name, and its
+  compiled program is itself with the backbone's traced numbers left out."""
+
+  @property
+  def name(self):
+    return self.base.name
+
+  def program_key(self):
+    return dataclasses.replace(self, base=self.base.program_key())
+
+
 @dataclasses.dataclass(frozen=True)
-class TwoStage:
+class TwoStage(WrapsBase):
   """Two-stage decoupling (Kang et al., ICLR 2020, adapted to two towers as in CDN §4.1):
   stage 1 trains both towers on `stage1` data; stage 2 re-trains only the item side (the
   "classifier") on `stage2` data with the user tower frozen and a fresh optimiser.
@@ -187,13 +199,6 @@ class TwoStage:
     for s in (self.stage1, self.stage2):
       if s not in self.SAMPLERS:
         raise ValueError(f"unknown two-stage sampler {s!r}; valid: {', '.join(self.SAMPLERS)}")
-
-  @property
-  def name(self):
-    return self.base.name
-
-  def program_key(self):
-    return dataclasses.replace(self, base=self.base.program_key())
 
   @property
   def phase_starts(self):

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from ltbench import meta
 from ltbench.data import samplers
-from ltbench.methods.baselines import (TwoTowerSoftmax, gather_rows, logq_objective,
+from ltbench.methods.baselines import (TwoTowerSoftmax, WrapsBase, gather_rows, logq_objective,
                                        sampler_log_q, softmax_objective)
 from ltbench.models.towers import Tower
 from ltbench.train import permutation_batches
@@ -54,7 +54,7 @@ RESAMPLE_MODES = ("over", "under")
 
 
 @dataclasses.dataclass(frozen=True)
-class Resampled:
+class Resampled(WrapsBase):
   """The two-tower trained on a re-balanced pool in which head and tail examples carry equal
   mass. "over": every example of the heavier slice once, the lighter slice's examples
   repeated (a random tiling, so repeat counts differ by at most one) to the same number.
@@ -72,13 +72,6 @@ class Resampled:
       raise ValueError(f"mode must be one of {RESAMPLE_MODES}, got {self.mode!r}")
     if min(self.num_head, self.num_tail) == 0:
       raise ValueError("re-sampling needs training examples of both head and tail items")
-
-  @property
-  def name(self):
-    return self.base.name
-
-  def program_key(self):
-    return dataclasses.replace(self, base=self.base.program_key())
 
   def init(self, key, data):
     return self.base.init(key, data)
@@ -189,7 +182,7 @@ MELU_LOCAL_MASK = {"encoder": False, "mlp": True}
 
 
 @dataclasses.dataclass(frozen=True)
-class MeLU:
+class MeLU(WrapsBase):
   """MeLU (Lee et al., KDD 2019) for implicit feedback on the two-tower (MIRec §5.2).
 
   Tasks are users. A step draws `batch_size // (support + query)` users uniformly (among
@@ -216,13 +209,6 @@ class MeLU:
       raise ValueError(f"support and query must be >= 1, got {self.support}, {self.query}")
     if self.local_lr < 0:
       raise ValueError(f"local_lr must be >= 0, got {self.local_lr}")
-
-  @property
-  def name(self):
-    return self.base.name
-
-  def program_key(self):
-    return dataclasses.replace(self, base=self.base.program_key())
 
   @property
   def user_tower(self) -> Tower:
@@ -561,7 +547,7 @@ class MIRec:
 # -- Two-tower₂ --------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class TwoTowerMix:
+class TwoTowerMix(WrapsBase):
   """Two-tower₂ (§5.4): two independently initialised two-towers, each trained on all data
   by the plain softmax (its own data order and dropout), served mixed as in Eq. 9:
   λ_p·g(θ₁) + (1 − λ_p)·g(θ₂)."""
@@ -572,13 +558,6 @@ class TwoTowerMix:
   def __post_init__(self):
     if not 0 <= self.lambda_p <= 1:
       raise ValueError(f"lambda_p must be in [0, 1], got {self.lambda_p}")
-
-  @property
-  def name(self):
-    return self.base.name
-
-  def program_key(self):
-    return dataclasses.replace(self, base=self.base.program_key())
 
   def init(self, key, data):
     k1, k2 = jax.random.split(key)
