@@ -24,6 +24,8 @@ SPECS: dict[str, str] = {
     "mirec/table4": "reproductions.mirec.table4",
     "mirec/table5": "reproductions.mirec.table5",
     "mirec/table6": "reproductions.mirec.table6",
+    "mirec/figure4": "reproductions.mirec.figure4",
+    "mirec/figure5": "reproductions.mirec.figure5",
     "sml/table1": "reproductions.sml.table1",
 }
 

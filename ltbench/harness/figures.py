@@ -90,3 +90,44 @@ def curves(df: pd.DataFrame, out: pathlib.Path, title: str, xlabel: str, ylabel:
   ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
   ax.legend(loc="best", fontsize="small")
   return [csv, _save(fig, out.with_suffix(".png"))]
+
+
+def grid_lines(df: pd.DataFrame, x: str, out: pathlib.Path, title: str, xlabel: str,
+               ylabel: str, colors: dict[str, str] | None = None, logx: bool = False
+               ) -> list[pathlib.Path]:
+  """A grid of panels from a long frame (grid_row, grid_col, series, <x>, mean, se): one
+  panel per (grid_row, grid_col), in order of appearance, one line per series with a ± SE
+  band; `colors` maps series to colours. Panels of one grid row share a y scale."""
+  csv = out.with_suffix(".csv")
+  df.to_csv(csv, index=False)
+  plt = _pyplot()
+  grid_rows = list(dict.fromkeys(df["grid_row"]))
+  grid_cols = list(dict.fromkeys(df["grid_col"]))
+  fig, axes = plt.subplots(len(grid_rows), len(grid_cols), squeeze=False, sharey="row",
+                           figsize=(3.4 * len(grid_cols), 2.6 * len(grid_rows) + 0.4))
+  for i, gr in enumerate(grid_rows):
+    for j, gc in enumerate(grid_cols):
+      ax = axes[i, j]
+      part = df[(df["grid_row"] == gr) & (df["grid_col"] == gc)]
+      for series, line in part.groupby("series", sort=False):
+        color = (colors or {}).get(series)
+        ax.plot(line[x], line["mean"], marker="o" if len(line) <= 12 else None, markersize=3,
+                label=series, color=color)
+        se = line["se"].fillna(0.0)
+        ax.fill_between(line[x], line["mean"] - se, line["mean"] + se, alpha=0.2, color=color)
+      if logx:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(part[x].unique()))
+        ax.set_xticklabels([f"{v:g}" for v in sorted(part[x].unique())])
+      else:
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+      ax.set_title(f"{gr}: {gc}" if len(grid_rows) > 1 else str(gc), fontsize="medium")
+      if i == len(grid_rows) - 1:
+        ax.set_xlabel(xlabel)
+      if j == 0:
+        ax.set_ylabel(ylabel)
+      if i == 0 and j == 0:
+        ax.legend(loc="best", fontsize="small")
+  fig.suptitle(title)
+  return [csv, _save(fig, out.with_suffix(".png"))]

@@ -110,12 +110,13 @@ class TrialStore:
 
 
 def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key: str,
-                 seeds: list[int], cells=()) -> list[int]:
+                 seeds: list[int], cells=(), needs=()) -> list[int]:
   """Copies finished trials of the same configuration (same config key: method, options,
   training, model, data and protocol) from other specs' stores under out_root, so a row
   shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. A trial evaluated at
   other cut-offs (its test metrics lack one of `cells`, e.g. Recall@10 from a spec that
-  reports @50 only) is not reused. Returns the seeds reused."""
+  reports @50 only) or lacking a record field in `needs` (e.g. "slice_loss_per_epoch" for
+  a spec with `record_slice_losses`) is not reused. Returns the seeds reused."""
   if not seeds or not out_root.exists():
     return []
   found: dict[int, dict] = {}
@@ -124,7 +125,7 @@ def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key:
       continue
     for t in TrialStore(path).load(warn=False):
       if (t["config"] == key and t["status"] == "ok" and t["seed"] in seeds
-          and all(c in t.get("test", {}) for c in cells)):
+          and all(c in t.get("test", {}) for c in cells) and all(f in t for f in needs)):
         found.setdefault(t["seed"], {**t, "reused_from": f"{t['spec']}:{t['row']}"})
   for seed in sorted(found):
     target.append({**found[seed], "row": row_name})
@@ -224,11 +225,12 @@ def target_slices(bundle: Bundle, targets) -> dict[str, np.ndarray]:
 
 
 def evaluate_splits(method, params_S, data, bundle: Bundle, ks, splits=("test", "valid"),
-                    chunk_size=1024) -> dict[str, dict[str, np.ndarray]]:
-  """Per-seed metrics (percent) by slice for each split, from one serving pass."""
+                    chunk_size=1024, served=None) -> dict[str, dict[str, np.ndarray]]:
+  """Per-seed metrics (percent) by slice for each split, from one serving pass (`served`,
+  the (user_SxUxD, item_SxIxD) of `serve_fn`, when the caller already has it)."""
   if is_sequences(bundle):
     return _evaluate_sequences(method, params_S, data, bundle, ks, splits, chunk_size)
-  user_SxUxD, item_SxIxD = serve_fn(method)(params_S, data)
+  user_SxUxD, item_SxIxD = serve_fn(method)(params_S, data) if served is None else served
   out = {}
   for split in splits:
     if split == "valid":
@@ -278,18 +280,90 @@ def chance_levels(bundle, ks) -> dict[str, float]:
   return {f"{s}/{m}": v for (s, m), v in levels.items()}
 
 
+@functools.partial(jax.jit, static_argnames="chunk")
+def slice_cross_entropy(user_SxUxD, item_SxIxD, users_N, items_N, head_N, chunk: int = 512
+                        ) -> dict[str, jax.Array]:
+  """Per seed, the mean softmax cross-entropy over all items, logsumexp(u·V) − u·v_i, of the
+  examples (users_N, items_N) of each slice: "overall", "head" (head_N) and "tail"; NaN for
+  an empty slice. The rows go through `chunk` at a time (the logits are [S, chunk, I])."""
+  n = users_N.shape[0]
+  pad = (-n) % chunk
+  users_CxK = jnp.pad(users_N, (0, pad)).reshape(-1, chunk)
+  items_CxK = jnp.pad(items_N, (0, pad)).reshape(-1, chunk)
+
+  def per_chunk(inputs):
+    users_K, items_K = inputs
+
+    def one_seed(user_UxD, item_IxD):
+      logits_KxI = user_UxD[users_K] @ item_IxD.T
+      target_K = jnp.take_along_axis(logits_KxI, items_K[:, None], axis=1)[:, 0]
+      return jax.nn.logsumexp(logits_KxI, axis=1) - target_K
+
+    return jax.vmap(one_seed)(user_SxUxD, item_SxIxD)
+
+  ce_CxSxK = jax.lax.map(per_chunk, (users_CxK, items_CxK))
+  ce_SxN = jnp.moveaxis(ce_CxSxK, 1, 0).reshape(user_SxUxD.shape[0], -1)[:, :n]
+  masks = {"overall": jnp.ones_like(head_N), "head": head_N, "tail": ~head_N}
+  return {s: (ce_SxN * m[None]).sum(1) / m.sum() for s, m in masks.items()}
+
+
+SLICE_LOSS_TRAIN_ROWS = 4096  # training interactions in SliceLosses' fixed subsample
+SLICE_LOSS_SEED = 0  # its draw: the same rows for every row, seed and run of a data set
+
+
+class SliceLosses:
+  """The training objective's value on item slices after every epoch (MIRec Figure 5): the
+  mean softmax cross-entropy over all items (`slice_cross_entropy`, the backbone's loss) of
+  the served model (the row's `serve` embeddings: LogQ's raw scores, MIRec's Eq. 9 mix), on
+  the head / tail / all-item ("overall") slices of a fixed uniform subsample of
+  SLICE_LOSS_TRAIN_ROWS training interactions ("train/...") and of the validation
+  interactions ("valid/..."). It is not the loss of the batches the row trained on: a slice
+  a curriculum stage does not train still has its (rising or falling) value."""
+
+  def __init__(self, bundle: Bundle, num_seeds: int, epochs: int,
+               train_rows: int = SLICE_LOSS_TRAIN_ROWS):
+    rng = np.random.default_rng(SLICE_LOSS_SEED)
+    idx = np.sort(rng.choice(bundle.num_train, min(bundle.num_train, train_rows), replace=False))
+    self.parts = {}
+    for part, users, items in (("train", bundle.train_user[idx], bundle.train_item[idx]),
+                               ("valid", bundle.valid_user, bundle.valid_item)):
+      self.parts[part] = (jnp.asarray(users, jnp.int32), jnp.asarray(items, jnp.int32),
+                          jnp.asarray(bundle.head_mask[items]))
+    self.values = {f"{part}/{s}": np.full((num_seeds, epochs), np.nan)
+                   for part in self.parts for s in ("overall", "head", "tail")}
+
+  def record(self, epoch: int, served) -> None:
+    """`served`: the (user_SxUxD, item_SxIxD) of `serve_fn` after `epoch`."""
+    for part, (users_N, items_N, head_N) in self.parts.items():
+      out = jax.device_get(slice_cross_entropy(*served, users_N, items_N, head_N))
+      for s, v_S in out.items():
+        self.values[f"{part}/{s}"][:, epoch] = v_S
+
+  def for_seed(self, s_idx: int, epochs: int | None = None) -> dict[str, list]:
+    return {c: [None if np.isnan(x) else round(float(x), 5) for x in v[s_idx][:epochs]]
+            for c, v in self.values.items()}
+
+
 class ValidationCurves:
   """Validation metrics of every seed after every epoch (DESIGN §6: the report flags rows
-  still improving at the end). Epochs before a resume from a checkpoint stay NaN."""
+  still improving at the end), and with `spec.record_slice_losses` the `SliceLosses` from
+  the same serving pass. Epochs before a resume from a checkpoint stay NaN."""
 
   def __init__(self, method, data, bundle: Bundle, spec: TableSpec, num_seeds: int,
                epochs: int):
     self.method, self.data, self.bundle, self.ks = method, data, bundle, spec.eval_ks
     self.cells = list(dict.fromkeys([*spec.cells, spec.select_cell]))
     self.values = {c: np.full((num_seeds, epochs), np.nan) for c in self.cells}
+    self.slice_losses = (SliceLosses(bundle, num_seeds, epochs) if spec.record_slice_losses
+                         else None)
 
   def record(self, epoch: int, params_S) -> None:
-    valid = evaluate_splits(self.method, params_S, self.data, self.bundle, self.ks, ("valid",))
+    served = None
+    if self.slice_losses is not None:
+      served = serve_fn(self.method)(params_S, self.data)
+      self.slice_losses.record(epoch, served)
+    valid = evaluate_splits(self.method, params_S, self.data, self.bundle, self.ks, ("valid",),
+                            served=served)
     for c in self.cells:
       self.values[c][:, epoch] = valid["valid"][c]
 
@@ -400,6 +474,10 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
   bundle = load_spec_bundle(spec, data_dir, download, allow_modified_data)
   print(f"[ltbench] {spec.out_name}: {bundle.summary()} (loaded in {time.time() - t_load:.1f}s)",
         file=sys.stderr)
+  if spec.record_slice_losses and (is_sequences(bundle) or is_periods(bundle)):
+    from ltbench.errors import SpecError
+    raise SpecError(f"{spec.id}: record_slice_losses needs interaction data (a Bundle); "
+                    f"{spec.dataset} is read as {spec.data_protocol}. Turn it off for this spec.")
   warnings = catalogue_warnings(bundle, spec.ks)
   for w in warnings:
     print(f"[ltbench] WARNING: {w}", file=sys.stderr)
@@ -407,17 +485,20 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
   env = environment()
   t_run = time.time()
   keys = {r.name: config_key(spec, r, bundle) for r in spec.rows}
+  # Record fields a trial must carry to count here (slice losses are not part of the key).
+  needs = ("slice_loss_per_epoch",) if spec.record_slice_losses else ()
   finished = {(t["row"], t["config"], t["seed"]) for t in trials_store.load()
-              if t["status"] == "ok"}
+              if t["status"] == "ok" and all(f in t for f in needs)}
   # Rows with something to train, for the spec's ETA (trials reused from other specs aside).
   todo = [r.name for r in selected if any((r.name, keys[r.name], s) not in finished
                                           for s in seeds)]
   for r_idx, row in enumerate(selected, 1):
     key = keys[row.name]
     done = {t["seed"] for t in trials_store.load(warn=False)
-            if t["row"] == row.name and t["config"] == key and t["status"] == "ok"}
+            if t["row"] == row.name and t["config"] == key and t["status"] == "ok"
+            and all(f in t for f in needs)}
     pending = [s for s in seeds if s not in done]
-    reused = reuse_trials(out_root, trials_store, row.name, key, pending, spec.cells)
+    reused = reuse_trials(out_root, trials_store, row.name, key, pending, spec.cells, needs)
     if reused:
       print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: reused seeds {reused} from "
             "another spec's identical configuration", file=sys.stderr)
@@ -583,12 +664,15 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
     if s_idx in failed:
       trials_store.append({**base, "status": "failed", "error": failed[s_idx]})
       continue
-    trials_store.append({**base, "status": "ok",
-                  "test": {c: float(v[s_idx]) for c, v in test.items()},
-                  "valid": {c: float(v[s_idx]) for c, v in valid.items()},
-                  "loss_per_epoch": [round(float(x), 5) for x in losses_S[s_idx]],
-                  "valid_per_epoch": curves.for_seed(s_idx, ran[0]),
-                  "extras": {k: np.asarray(v[s_idx]).tolist() for k, v in extras.items()}})
+    trial = {**base, "status": "ok",
+             "test": {c: float(v[s_idx]) for c, v in test.items()},
+             "valid": {c: float(v[s_idx]) for c, v in valid.items()},
+             "loss_per_epoch": [round(float(x), 5) for x in losses_S[s_idx]],
+             "valid_per_epoch": curves.for_seed(s_idx, ran[0]),
+             "extras": {k: np.asarray(v[s_idx]).tolist() for k, v in extras.items()}}
+    if curves.slice_losses is not None:  # only specs that ask: other records stay as they were
+      trial["slice_loss_per_epoch"] = curves.slice_losses.for_seed(s_idx, ran[0])
+    trials_store.append(trial)
   ckpt.clear()
   summary = ", ".join(f"{c} {np.nanmean(test[c]):.2f}" for c in spec.cells[:2])
   print(f"[ltbench]   {row.name}: {summary} ({time.time() - t0:.0f}s for {len(pending)} seeds)",

@@ -85,6 +85,10 @@ class TableSpec:
   extra_ks: tuple[int, ...] = ()  # more cut-offs to evaluate and store in every trial
   # Settings chosen for other data sets (`--dataset NAME`), keyed by data set name.
   per_dataset: dict[str, DatasetSettings] = dataclasses.field(default_factory=dict)
+  # Record per epoch the mean softmax cross-entropy of the served model on the head / tail /
+  # all-item slices of a fixed training subsample and of the validation split (interaction
+  # data only; `runner.SliceLosses`), stored in each trial as "slice_loss_per_epoch".
+  record_slice_losses: bool = False
 
   @property
   def ks(self) -> tuple[int, ...]:

@@ -1,1 +1,1 @@
-"""MIRec (WWW'21) specs: Tables 4, 5, 6 and Figure 4."""
+"""MIRec (WWW'21) specs: Tables 4, 5, 6 and Figures 4, 5."""
