@@ -188,7 +188,70 @@ def test_quick_smoke(spec_id, rows, epochs, tmp_path):
   assert {t["row"] for t in trials} == set(rows.split(","))
   assert all(t["status"] == "ok" and 0 <= t["test"]["overall/HR@10"] <= 100 for t in trials)
   assert all(np.isfinite(t["loss_per_epoch"]).all() for t in trials)
+  assert all("slice_loss_per_epoch" not in t for t in trials)  # only specs that ask for them
   assert (out_dir / "table.md").exists()
+
+
+def test_slice_cross_entropy_matches_numpy():
+  from ltbench.harness.runner import slice_cross_entropy
+  rng = np.random.default_rng(0)
+  user_SxUxD, item_SxIxD = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 7, 3))
+  users_N, items_N = rng.integers(0, 5, 11), rng.integers(0, 7, 11)
+  head_N = np.arange(11) % 3 == 0
+  out = slice_cross_entropy(jnp.asarray(user_SxUxD, jnp.float32),
+                            jnp.asarray(item_SxIxD, jnp.float32), jnp.asarray(users_N),
+                            jnp.asarray(items_N), jnp.asarray(head_N), chunk=4)
+  logits_SxNxI = np.einsum("snd,sid->sni", user_SxUxD[:, users_N], item_SxIxD)
+  lse_SxN = np.log(np.exp(logits_SxNxI).sum(-1))
+  ce_SxN = lse_SxN - np.take_along_axis(logits_SxNxI, items_N[None, :, None], 2)[..., 0]
+  for name, mask in (("overall", np.ones(11, bool)), ("head", head_N), ("tail", ~head_N)):
+    np.testing.assert_allclose(out[name], ce_SxN[:, mask].mean(1), rtol=1e-5)
+  empty = slice_cross_entropy(jnp.asarray(user_SxUxD, jnp.float32),
+                              jnp.asarray(item_SxIxD, jnp.float32), jnp.asarray(users_N),
+                              jnp.asarray(items_N), jnp.zeros(11, bool), chunk=4)
+  assert np.isnan(empty["head"]).all()
+
+
+def test_trials_without_slice_losses_are_not_reused(tmp_path):
+  from ltbench.harness.runner import TrialStore, reuse_trials
+  other = TrialStore(tmp_path / "mirec" / "table4" / "trials.jsonl")
+  t = {"spec": "mirec/table4", "row": "Head2Tail", "seed": 0, "config": "abc", "status": "ok",
+       "test": {"overall/HR@10": 1.0}, "valid": {}}
+  other.append(t)
+  other.append({**t, "seed": 1, "slice_loss_per_epoch": {"train/head": [1.0]}})
+  target = TrialStore(tmp_path / "mirec" / "figure5" / "trials.jsonl")
+  assert reuse_trials(tmp_path, target, "Head2Tail", "abc", [0, 1], ["overall/HR@10"],
+                      ("slice_loss_per_epoch",)) == [1]
+  assert reuse_trials(tmp_path, TrialStore(tmp_path / "x" / "trials.jsonl"), "Head2Tail",
+                      "abc", [0, 1], ["overall/HR@10"]) == [0, 1]
+
+
+def test_figure5_quick_records_slice_losses(tmp_path):
+  # One curriculum row, one seed, one epoch per stage: the compile dominates.
+  assert cli.main(["run", "mirec/figure5", "--quick", "--seeds", "0", "--epochs", "2", "--rows",
+                   "Head2Tail", "--out", str(tmp_path)]) == 0
+  out_dir = tmp_path / "mirec" / "figure5-quick-epochs2"
+  (trial,) = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
+  curves = trial["slice_loss_per_epoch"]
+  assert set(curves) == {f"{p}/{s}" for p in ("train", "valid")
+                         for s in ("overall", "head", "tail")}
+  assert all(len(v) == 2 and np.isfinite(v).all() and min(v) > 0 for v in curves.values())
+  assert (out_dir / "figure5.png").stat().st_size > 1000
+  assert len((out_dir / "figure5.csv").read_text().splitlines()) == 1 + 6 * 2
+
+
+def test_figure4_quick_runs_a_dimension_override(tmp_path):
+  from reproductions import get_spec
+  spec = get_spec("mirec/figure4").quick()
+  assert spec.row("Two-tower d=16").params == {}  # the spec's own dimension: no override
+  assert spec.row("MIRec d=8").params["sizes"] == (32, 16, 8)
+  assert cli.main(["run", "mirec/figure4", "--quick", "--seeds", "0", "--epochs", "1", "--rows",
+                   "Two-tower d=8", "--out", str(tmp_path)]) == 0
+  out_dir = tmp_path / "mirec" / "figure4-quick-epochs1"
+  (trial,) = [json.loads(l) for l in (out_dir / "trials.jsonl").read_text().splitlines()]
+  assert trial["status"] == "ok" and "slice_loss_per_epoch" not in trial
+  assert (out_dir / "figure4.png").stat().st_size > 1000
+  assert len((out_dir / "figure4.csv").read_text().splitlines()) == 1 + 2 * 3  # metric x slice
 
 
 def test_melu_trains_and_serves(bundle, data):
