@@ -111,10 +111,11 @@ def grid_lines(df: pd.DataFrame, x: str, out: pathlib.Path, title: str, xlabel: 
       part = df[(df["grid_row"] == gr) & (df["grid_col"] == gc)]
       for series, line in part.groupby("series", sort=False):
         color = (colors or {}).get(series)
-        ax.plot(line[x], line["mean"], marker="o" if len(line) <= 12 else None, markersize=3,
-                label=series, color=color)
+        (drawn,) = ax.plot(line[x], line["mean"], marker="o" if len(line) <= 12 else None,
+                           markersize=3, label=series, color=color)
         se = line["se"].fillna(0.0)
-        ax.fill_between(line[x], line["mean"] - se, line["mean"] + se, alpha=0.2, color=color)
+        ax.fill_between(line[x], line["mean"] - se, line["mean"] + se, alpha=0.2,
+                        color=drawn.get_color())
       if logx:
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(part[x].unique()))
