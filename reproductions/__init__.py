@@ -25,6 +25,7 @@ SPECS: dict[str, str] = {
     "mirec/table5": "reproductions.mirec.table5",
     "mirec/table6": "reproductions.mirec.table6",
     "sml/table1": "reproductions.sml.table1",
+    "sml/table1-returning": "reproductions.sml.table1_returning",
 }
 
 

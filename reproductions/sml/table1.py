@@ -165,6 +165,9 @@ NOTES = (
     "written to ri.csv beside the paper's values; paper RI on Yelp: " + "; ".join(
         f"{b} {r:.1f}% / {n:.1f}%" for b, (r, n) in PAPER_RI["yelp"].items()) + ".",
     "Rows not run: GRU4Rec and Caser (sequence baselines) are not implemented.",
+    "Test users: all (the official protocol). sml/table1-returning reports the same rows "
+    "on the test rows of returning users only (74 % of ML-100K's come from users no "
+    "earlier period has seen).",
     "Training: the official defaults (MF lr 0.01, l2 1e-6, batch 1024, d 64; transfer lr "
     "1e-3, λ2 1e-4, batch 256; 1 MF and 1 transfer epoch; 10 outer rounds). Every row "
     "starts from one MF pre-trained on the periods before the first online one (20 epochs; "
