@@ -27,6 +27,7 @@ SPECS: dict[str, str] = {
     "mirec/figure4": "reproductions.mirec.figure4",
     "mirec/figure5": "reproductions.mirec.figure5",
     "sml/table1": "reproductions.sml.table1",
+    "sml/table1-returning": "reproductions.sml.table1_returning",
 }
 
 

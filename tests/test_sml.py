@@ -70,7 +70,7 @@ def test_bad_options_are_clear():
   with pytest.raises(ValueError, match="unknown options"):
     sml.make_config("sml", {"mf_lrr": 0.1})
   with pytest.raises(ValueError, match="unknown period method"):
-    sml.make_config("caser", {})
+    sml.make_config("sasrec", {})
 
 
 def test_quick_table1_smoke(tmp_path):

@@ -1,5 +1,7 @@
 """SML foundations: period streams, the official release format, the transfer network."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,8 @@ import pytest
 
 from ltbench import evaluate
 from ltbench.data import periods
-from ltbench.data.periods import PeriodConfig, build_stream, load_official, write_official
+from ltbench.data.periods import (PeriodConfig, build_stream, load_official, load_period_stream,
+                                  write_official)
 from ltbench.errors import DataError
 from ltbench.models import sml
 
@@ -230,3 +233,44 @@ def test_separate_user_and_item_transfers_and_mf_score():
                              all_4x6.reshape(-1), rtol=1e-5)
   with pytest.raises(ValueError, match="must both be"):
     sml.TransferNet().init(jax.random.PRNGKey(0), jnp.ones((2, D)), jnp.ones((3, D)))
+
+
+def test_returning_filter_keeps_exactly_the_users_seen_earlier():
+  from ltbench.data.periods import PeriodStream, returning_users
+  # Hand-built: 4 periods of training interactions; periods 2 and 3 tested.
+  #   D_0: users 0, 1   D_1: users 2, 0   D_2: users 3, 1, 4   D_3: users 4, 5, 2
+  user_N = np.array([0, 1, 2, 0, 3, 1, 4, 4, 5, 2], np.int32)
+  item_N = np.arange(10, dtype=np.int32)
+  test_user_M = np.array([3, 1, 4, 1, 4, 5, 2, 0], np.int32)  # period 2: 3 rows, 3: 5 rows
+  stream = PeriodStream(
+      name="hand", num_users=6, num_items=10, user_N=user_N, item_N=item_N,
+      time_N=np.arange(10), period_start_P1=np.array([0, 2, 4, 7, 10]), first_online=1,
+      first_test=2, test_user_M=test_user_M, test_item_M=np.arange(8, dtype=np.int32),
+      test_start_P1=np.array([0, 0, 0, 3, 8]), negatives_MxK=np.arange(16).reshape(8, 2),
+      meta={"protocol": "hand"})
+  out = returning_users(stream)
+  # Period 2: seen {0, 1, 2} -> keeps user 1 only. Period 3: seen {0..4} -> 1, 4, 2, 0.
+  u2, i2, n2 = out.test_rows(2)
+  u3, i3, n3 = out.test_rows(3)
+  np.testing.assert_array_equal(u2, [1])
+  np.testing.assert_array_equal(i2, [1])
+  np.testing.assert_array_equal(u3, [1, 4, 2, 0])
+  np.testing.assert_array_equal(i3, [3, 4, 6, 7])
+  np.testing.assert_array_equal(n3, stream.negatives_MxK[[3, 4, 6, 7]])
+  assert out.meta["test_users"] == "returning"
+  assert out.meta["returning_rows_per_period"] == {2: 1, 3: 4}
+  assert "returning only" in out.meta["protocol"]
+  # Built streams: the returning rows are the "all" rows of seen users, same negatives.
+  user, item, time, U, I = interactions()
+  cfg = PeriodConfig(num_periods=6, num_negatives=10)
+  every = build_stream(user, item, time, U, I, cfg)
+  back = build_stream(user, item, time, U, I, dataclasses.replace(cfg, test_users="returning"))
+  for t in every.test_periods:
+    ua, ia, na = every.test_rows(t)
+    ur, ir, nr = back.test_rows(t)
+    seen = np.isin(ua, every.upto(t - 1)[0])
+    np.testing.assert_array_equal(ur, ua[seen])
+    np.testing.assert_array_equal(ir, ia[seen])
+    np.testing.assert_array_equal(nr, na[seen])
+  with pytest.raises(ValueError, match="test_users"):
+    load_period_stream("official", {"root": "x", "num_periods": 3})

@@ -230,26 +230,57 @@ def sample_negatives(user_N, item_N, period_start_P1, test_start_P1, test_user_M
   return out
 
 
-def _test_layout(user_N, period_start_P1, first_test, returning_only):
-  """Test rows of built streams: the interactions of the tested periods themselves, or
-  only those of users with an interaction in an earlier period (returning_only).
+def _test_layout(period_start_P1, first_test):
+  """Test rows of built streams: the interactions of the tested periods themselves.
 
   Returns:
     (rows int64 [M] into the interactions, test_start_P1 int64 [P + 1]).
   """
   num_periods = len(period_start_P1) - 1
-  rows, sizes = [], [0] * num_periods
-  seen_U = np.zeros(int(user_N.max()) + 1, bool)
+  sizes = [int(period_start_P1[t + 1] - period_start_P1[t]) if t >= first_test else 0
+           for t in range(num_periods)]
+  rows = np.arange(period_start_P1[first_test], period_start_P1[-1])
+  return rows, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def returning_rows(user_N, period_start_P1, test_user_M, test_start_P1) -> np.ndarray:
+  """bool [M]: whether the user of each test row of period t has a training interaction
+  in D_0 … D_{t−1} (some earlier period), i.e. a user the model tested on period t has
+  seen. Rows of a user whose first interaction is in period t are False."""
+  num_periods = len(period_start_P1) - 1
+  num_users = int(max(np.max(user_N, initial=-1), np.max(test_user_M, initial=-1))) + 1
+  seen_U = np.zeros(num_users, bool)
+  keep_M = np.zeros(test_user_M.shape[0], bool)
   for t in range(num_periods):
-    a, b = period_start_P1[t], period_start_P1[t + 1]
-    if t >= first_test:
-      keep = np.arange(a, b)
-      if returning_only:
-        keep = keep[seen_U[user_N[a:b]]]
-      rows.append(keep)
-      sizes[t] = keep.size
-    seen_U[user_N[a:b]] = True
-  return np.concatenate(rows), np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    a, b = test_start_P1[t], test_start_P1[t + 1]
+    keep_M[a:b] = seen_U[test_user_M[a:b]]
+    seen_U[user_N[period_start_P1[t]:period_start_P1[t + 1]]] = True
+  return keep_M
+
+
+def returning_users(stream: PeriodStream) -> PeriodStream:
+  """The stream with only the test rows of returning users (`returning_rows`); every kept
+  row keeps its positive and negatives, so this variant ranks a subset of the rows of the
+  test_users="all" one. meta records test_users and the rows kept per tested period."""
+  keep_M = returning_rows(stream.user_N, stream.period_start_P1, stream.test_user_M,
+                          stream.test_start_P1)
+  if not keep_M.any():
+    raise ValueError(f"{stream.name}: no test row of the tested periods {stream.first_test}.."
+                     f"{stream.num_periods - 1} comes from a user seen in an earlier period "
+                     f"(test_users='returning'); use test_users='all'")
+  starts = stream.test_start_P1
+  kept_P = np.array([keep_M[starts[t]:starts[t + 1]].sum() for t in range(len(starts) - 1)],
+                    np.int64)
+  negatives = None if stream.negatives_MxK is None else stream.negatives_MxK[keep_M]
+  per = {t: int(kept_P[t]) for t in stream.test_periods}
+  protocol = (f"{stream.meta.get('protocol')}; test users: returning only (seen in an "
+              f"earlier period), {int(keep_M.sum())} of {keep_M.size} rows")
+  return dataclasses.replace(
+      stream, test_user_M=stream.test_user_M[keep_M], test_item_M=stream.test_item_M[keep_M],
+      test_start_P1=np.concatenate([[0], np.cumsum(kept_P)]).astype(np.int64),
+      negatives_MxK=negatives,
+      meta={**stream.meta, "test_users": "returning", "protocol": protocol,
+            "returning_rows_per_period": per, "rows_before_filter": int(keep_M.size)})
 
 
 def build_stream(user_N, item_N, time_N, num_users: int, num_items: int,
@@ -259,7 +290,9 @@ def build_stream(user_N, item_N, time_N, num_users: int, num_items: int,
 
   The test rows of a tested period t are its own interactions (user, positive), with
   sampled negatives (`sample_negatives`) or none for full ranking. test_users="returning"
-  keeps only the rows of users with an interaction before period t: a MovieLens user rates
+  keeps only the rows of users with an interaction before period t (`returning_users`,
+  after the negatives are drawn for every row, so a kept row's negatives are those of the
+  "all" variant): a MovieLens user rates
   most films on one day, so most rows of a period come from users no earlier model has seen
   (docs/decisions.md has the counts).
   """
@@ -283,10 +316,7 @@ def build_stream(user_N, item_N, time_N, num_users: int, num_items: int,
   # At least one tested period, and never period 0 (no earlier model to test).
   first_test = min(max(int(round(cfg.first_test * P)), 1), P - 1)
   first_online = min(first_online, first_test)
-  rows, test_start = _test_layout(user_N, bounds, first_test, cfg.test_users == "returning")
-  if rows.size == 0:
-    raise ValueError(f"the tested periods {first_test}..{P - 1} hold no test rows "
-                     f"(test_users={cfg.test_users!r})")
+  rows, test_start = _test_layout(bounds, first_test)
   test_user, test_item = user_N[rows], item_N[rows]
   negatives = None
   if cfg.num_negatives is not None:
@@ -297,11 +327,12 @@ def build_stream(user_N, item_N, time_N, num_users: int, num_items: int,
           "protocol": ("full ranking" if negatives is None else
                        f"sampled: positive + {cfg.num_negatives} negatives "
                        f"(seed {cfg.negative_seed}, pool {cfg.negative_pool})")}
-  return PeriodStream(
+  stream = PeriodStream(
       name=name, num_users=num_users, num_items=num_items, user_N=user_N, item_N=item_N,
       time_N=time_N, period_start_P1=bounds, first_online=first_online,
       first_test=first_test, test_user_M=test_user, test_item_M=test_item,
       test_start_P1=test_start, negatives_MxK=negatives, meta=meta)
+  return returning_users(stream) if cfg.test_users == "returning" else stream
 
 
 # -- stand-ins from MovieLens -----------------------------------------------------------
@@ -548,7 +579,8 @@ def load_period_stream(dataset: str, options: dict | None = None, data_dir=None,
                        allow_modified_data: bool = False) -> PeriodStream:
   """The spec loader (data_protocol='periods'). options: PeriodConfig fields, plus for
   synthetic-periods the `synthetic_stream` arguments and for official `root`,
-  `first_online`, `first_test` (a folder in the official release format)."""
+  `first_online`, `first_test`, `schedule` (a folder in the official release format; of
+  the PeriodConfig fields only test_users applies to it, the release fixes the rest)."""
   options = dict(options or {})
   period_fields = {f.name for f in dataclasses.fields(PeriodConfig)}
   period_opts = {k: options.pop(k) for k in list(options) if k in period_fields}
@@ -567,7 +599,16 @@ def load_period_stream(dataset: str, options: dict | None = None, data_dir=None,
   if dataset == "official":
     if "root" not in options:
       raise ValueError("dataset 'official' needs data option root (the release folder)")
+    fixed = sorted(set(period_opts) - {"test_users"})
+    unknown = sorted(set(options) - {"root", "first_online", "first_test", "schedule"})
+    if fixed or unknown:
+      raise ValueError(f"data options {fixed + unknown} do not apply to dataset 'official' "
+                       f"(its release fixes periods and negatives); valid: root, "
+                       f"first_online, first_test, schedule, test_users")
     schedule = OFFICIAL_SCHEDULE.get(options.get("schedule", ""), (None, None))
-    return load_official(options["root"], options.get("first_online", schedule[0]),
-                         options.get("first_test", schedule[1]))
+    stream = load_official(options["root"], options.get("first_online", schedule[0]),
+                           options.get("first_test", schedule[1]))
+    test_users = period_opts.get("test_users", "all")
+    _check_config(dataclasses.replace(PeriodConfig(), test_users=test_users))
+    return returning_users(stream) if test_users == "returning" else stream
   raise ValueError(f"unknown period data set {dataset!r}; valid: {', '.join(PERIOD_DATASETS)}")

@@ -158,6 +158,23 @@ def example_inputs(items_SxL, row_B, pos_B):
   return jnp.where(mask_BxW, gathered_BxW, PAD).astype(jnp.int32), mask_BxW
 
 
+def csr_windows(items_N, start_B, stop_B, width: int):
+  """The last `width` items of items_N[start_B[b]:stop_B[b]] for each b: `example_inputs`'
+  layout (right-aligned, most recent item last, PAD before) over flat CSR histories (e.g.
+  `histories_from_interactions`' items, an example's input ending before its own slot).
+  Works on numpy or JAX arrays, under jit and vmap.
+
+  Returns:
+    (inputs_BxW int32, mask_BxW bool).
+  """
+  import jax.numpy as jnp
+  items_N, start_B, stop_B = jnp.asarray(items_N), jnp.asarray(start_B), jnp.asarray(stop_B)
+  src_BxW = stop_B[:, None] - width + jnp.arange(width)[None, :]  # index into items_N
+  mask_BxW = src_BxW >= start_B[:, None]
+  gathered_BxW = items_N[jnp.clip(src_BxW, 0, items_N.shape[0] - 1)]
+  return jnp.where(mask_BxW, gathered_BxW, PAD).astype(jnp.int32), mask_BxW
+
+
 def histories_from_interactions(user_N, item_N, time_N=None, num_users=None):
   """Groups interactions into time-ordered histories (ties keep the input order).
 

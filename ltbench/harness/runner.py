@@ -698,6 +698,7 @@ def run_period_row(spec: TableSpec, row: Row, stream: PeriodStream, pending: lis
   for s_idx, seed in enumerate(pending):
     base = trial_base(spec, row, seed, key, stream.meta, env, wall,
                       split=stream.meta.get("protocol"))
+    base["test_users"] = stream.meta.get("test_users", "all")  # "returning": seen users only
     values = {c: v[s_idx] for c, v in res.metrics.items()}
     if not all(np.isfinite(v).all() for v in values.values()) or \
         not np.isfinite(res.losses[s_idx]).all():

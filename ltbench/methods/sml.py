@@ -1,5 +1,7 @@
 """Period-by-period retraining of MF (SML, SIGIR'20, Table 1): Full-retrain, Fine-tune,
-SPMF and SML, each one jitted, seed-vmapped program per period and phase.
+SPMF and SML, each one jitted, seed-vmapped program per period and phase. The sequence
+rows GRU4Rec and Caser run through the same entry points (`make_config`, `run_periods`)
+and live in `ltbench.methods.sml_seq`.
 
 Zhang, Feng, Wang, He, Wang, Li, Zhang, "How to Retrain Recommender System? A Sequential
 Meta-Learning Method", SIGIR 2020 (slides: ../shared/papers/sml-sigir20-how-to-retrain-
@@ -51,7 +53,8 @@ from ltbench import evaluate, meta
 from ltbench.data.periods import PeriodStream
 from ltbench.models.sml import SMLTransfer, init_mf, mf_score, transfer_param_count
 
-METHODS = ("full_retrain", "fine_tune", "spmf", "sml")
+SEQUENCE_METHODS = ("gru4rec", "caser")  # ltbench.methods.sml_seq
+METHODS = ("full_retrain", "fine_tune", "spmf", "sml") + SEQUENCE_METHODS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,9 +85,13 @@ class PeriodTrainConfig:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-def make_config(method: str, options: dict[str, Any]) -> PeriodTrainConfig:
+def make_config(method: str, options: dict[str, Any]):
+  """The row's config: PeriodTrainConfig, or sml_seq.SeqPeriodConfig for GRU4Rec / Caser."""
   if method not in METHODS:
     raise ValueError(f"unknown period method {method!r}; valid: {', '.join(METHODS)}")
+  if method in SEQUENCE_METHODS:
+    from ltbench.methods import sml_seq
+    return sml_seq.make_config(method, options)
   fields = {f.name for f in dataclasses.fields(PeriodTrainConfig)}
   unknown = set(options) - fields
   if unknown:
@@ -300,14 +307,21 @@ class Reservoir:
 
 def evaluate_period(mf_S, stream: PeriodStream, t: int, ks) -> dict[str, np.ndarray]:
   """Per-seed Recall@k / NDCG@k (percent) of MF models on the test rows of period t."""
+  return evaluate_vectors(mf_S["P"], mf_S["Q"], stream, t, ks)
+
+
+def evaluate_vectors(user_SxUxD, item_SxIxD, stream: PeriodStream, t: int,
+                     ks) -> dict[str, np.ndarray]:
+  """Per-seed Recall@k / NDCG@k (percent) on the test rows of period t, a row's score
+  being user_u · item_i (MF's P, Q; the sequence rows' user and item vectors)."""
   user_M, pos_M, neg_MxK = stream.test_rows(t)
-  user_SxMxD = mf_S["P"][:, jnp.asarray(user_M)]
+  user_SxMxD = user_SxUxD[:, jnp.asarray(user_M)]
   if neg_MxK is None:
     indptr, indices = stream.full_exclusion(t)
-    ranks, ties = evaluate.rank_full(user_SxMxD, mf_S["Q"], pos_M,
+    ranks, ties = evaluate.rank_full(user_SxMxD, item_SxIxD, pos_M,
                                      exclude=(indptr, indices, user_M), with_ties=True)
   else:
-    ranks, ties = evaluate.rank_sampled(user_SxMxD, mf_S["Q"], pos_M, neg_MxK,
+    ranks, ties = evaluate.rank_sampled(user_SxMxD, item_SxIxD, pos_M, neg_MxK,
                                         with_ties=True)
   metrics = evaluate.metrics_from_ranks(ranks, ks, {"overall": np.ones(len(user_M), bool)},
                                         ties)
@@ -338,6 +352,9 @@ def run_periods(method: str, stream: PeriodStream, keys_S, cfg: PeriodTrainConfi
   """
   if method not in METHODS:
     raise ValueError(f"unknown period method {method!r}; valid: {', '.join(METHODS)}")
+  if method in SEQUENCE_METHODS:
+    from ltbench.methods import sml_seq
+    return sml_seq.run_sequence_periods(stream, keys_S, cfg, ks, label or method, log)
   label = label or method
   t0 = time.time()
   num_seeds = keys_S.shape[0]
@@ -436,7 +453,10 @@ def run_periods(method: str, stream: PeriodStream, keys_S, cfg: PeriodTrainConfi
   return PeriodResult(tested, metrics, loss_SxE, time.time() - t0)
 
 
-def param_counts(method: str, cfg: PeriodTrainConfig, stream: PeriodStream) -> dict[str, int]:
+def param_counts(method: str, cfg, stream: PeriodStream) -> dict[str, int]:
+  if method in SEQUENCE_METHODS:
+    from ltbench.methods import sml_seq
+    return sml_seq.param_counts(cfg, stream)
   mf = (stream.num_users + stream.num_items) * cfg.dim
   out = {"total": mf}
   if method == "sml":
