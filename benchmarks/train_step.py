@@ -24,6 +24,12 @@ Variants (each skipped with a note when unavailable):
   python benchmarks/train_step.py --data-dir DIR            # DIR/ml-1m; about 15 min on 2 cores
   python benchmarks/train_step.py --methods two_tower --rounds 2 --no-record
 
+The roofline: XLA's FLOP count of one (forward + backward) step divided by this machine's
+best float32 matrix-multiply rate through XLA (measured in the same run, at a square size and
+at the step's largest shapes) is the fastest any implementation of the step can run here.
+The record gives that floor, the fraction of it each step reaches, and the largest ratio
+over the baseline that the floor allows.
+
 It also prints a per-phase breakdown of one ltbench step (sampling, towers, logits and
 softmax, backward, optimiser, evaluation) and writes a JSON record naming the machine to
 results/benchmarks/ unless --no-record. Targets (issue #7, this CPU): >= 2.5x the baseline
@@ -162,7 +168,37 @@ class LtbenchProgram:
                                              "test", (50,))
     evaluate()
     out["evaluation_all_test_users"] = best_of(evaluate, 2)
+    out["step_gflop"] = step_flops(fwd_bwd, params, batch_S, step_keys) / 1e9
     return out
+
+
+def step_flops(fn, *args) -> float:
+  """XLA's own FLOP count of one compiled (forward + backward) step."""
+  cost = fn.lower(*args).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan")))
+
+
+def matmul_gflops(repeats=5) -> dict[str, float]:
+  """This machine's float32 matrix-multiply rate through XLA (GFLOP/s, best of `repeats`), at
+  a square size and at the two-tower's largest shapes: the ceiling any training step built
+  from these products can reach."""
+  import jax
+  import jax.numpy as jnp
+  shapes = {"1024x1024x1024": (1024, 1024, 1024), "logits 1024x64x3706": (1024, 64, 3706),
+            "item layer 3706x193x256": (3706, 193, 256)}
+  out = {}
+  for name, (m, k, n) in shapes.items():
+    a, b = jnp.ones((m, k)), jnp.ones((k, n))
+    f = jax.jit(lambda a, b: a @ b)
+    jax.block_until_ready(f(a, b))
+    reps = max(1, int(2e9 // (2 * m * k * n)))
+    def run():
+      for _ in range(reps):
+        c = f(a, b)
+      jax.block_until_ready(c)
+    out[name] = round(2 * m * k * n * reps / best_of(run, repeats) / 1e9, 1)
+  return out
 
 
 class ReferenceProgram:
@@ -233,6 +269,9 @@ def worker(kind, data_dir, small):
     req = json.loads(line)
     if req["cmd"] == "quit":
       break
+    if req["cmd"] == "matmul":  # the machine, not a program
+      print(json.dumps({"gflops": matmul_gflops()}), flush=True)
+      continue
     key = (req["method"], req["seeds"], req["steps"])
     try:
       if key not in programs:
@@ -392,12 +431,34 @@ def main(argv=None):
   for method in args.methods.split(","):
     reply = workers["ltbench"].ask(cmd="phases", method=method, seeds=1,
                                    steps=args.steps or 60, batch=args.batch)
-    phases[method] = {k: round(1000 * v, 2) for k, v in reply.get("phases_s", {}).items()}
+    phases_s = dict(reply.get("phases_s", {}))
+    gflop = phases_s.pop("step_gflop", None)
+    phases[method] = {k: round(1000 * v, 2) for k, v in phases_s.items()}
+    if gflop is not None:
+      phases[method]["step_gflop"] = gflop
     per_epoch = results[method]["1"]["ltbench"]
     phases[method]["sampling_per_step_amortised"] = round(
         1000 * per_epoch["per_epoch_work_s"] / steps_per_epoch, 3)
     phases[method]["whole_step_scanned"] = per_epoch["step_ms"]
     print(f"[bench] {method} phases (ms, 1 seed): {phases[method]}", file=sys.stderr)
+  # The roofline: one step's FLOPs (XLA's count) at this machine's best matrix-multiply rate
+  # is the fastest any implementation of this step can run here.
+  rates = workers["ltbench"].ask(cmd="matmul")["gflops"]
+  roofline = {"matmul_gflops": rates}
+  peak = max(rates.values())
+  for method, ph in phases.items():
+    gflop = ph.pop("step_gflop", None)
+    if gflop is None:
+      continue
+    floor_ms = 1000 * gflop / peak
+    entry = {"step_gflop": round(gflop, 3), "floor_step_ms": round(floor_ms, 2),
+             "achieved_gflops": round(gflop / (ph["whole_step_scanned"] / 1000), 1),
+             "achieved_fraction_of_matmul_rate": round(floor_ms / ph["whole_step_scanned"], 2)}
+    base = results[method]["1"].get("baseline")
+    if base:
+      entry["largest_possible_ratio_vs_baseline_x1"] = round(base["step_ms"] / floor_ms, 2)
+    roofline[method] = entry
+    print(f"[bench] {method} roofline: {entry}", file=sys.stderr)
   for w in workers.values():
     w.close()
 
@@ -425,7 +486,7 @@ def main(argv=None):
             "batch": args.batch, "steps_per_epoch": steps_per_epoch,
             "baseline_revision": args.baseline if "baseline" in workers else None,
             "environment": environment(), "throughput": results, "ratios": ratios,
-            "targets_met": targets, "phases_ms": phases,
+            "targets_met": targets, "phases_ms": phases, "roofline": roofline,
             "method": "interleaved rounds, best call per variant; real-epoch rate = per-epoch "
                       "work + steps_per_epoch x per-step time (see the module docstring)",
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}

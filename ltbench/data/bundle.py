@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 from typing import Any, Literal
 
@@ -23,7 +24,9 @@ def write_npz(path: pathlib.Path, arrays: dict[str, np.ndarray], header: dict[st
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   arrays = {**arrays, "__header__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
-  tmp = path.with_suffix(".tmp.npz")
+  # A per-process temporary name: two runs parsing the same data set at once each write a
+  # whole file, and the last rename wins.
+  tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
   np.savez(tmp, **arrays)
   tmp.replace(path)
 
