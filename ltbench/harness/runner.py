@@ -28,7 +28,7 @@ from ltbench.data.bundle import Bundle
 from ltbench.data.periods import PeriodStream
 from ltbench.data.sequences import SequenceData
 from ltbench.harness import report, store
-from ltbench.harness.spec import Row, TableSpec, check_seeds, resolve_row
+from ltbench.harness.spec import Row, TableSpec, check_seeds, resolve_row, row_spec
 from ltbench.train import TrainState, duration, init_state, program_key, train
 
 
@@ -110,13 +110,14 @@ class TrialStore:
 
 
 def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key: str,
-                 seeds: list[int], cells=(), needs=()) -> list[int]:
+                 seeds: list[int], cells=(), needs=(), needs_extras=()) -> list[int]:
   """Copies finished trials of the same configuration (same config key: method, options,
   training, model, data and protocol) from other specs' stores under out_root, so a row
   shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. A trial evaluated at
   other cut-offs (its test metrics lack one of `cells`, e.g. Recall@10 from a spec that
   reports @50 only) or lacking a record field in `needs` (e.g. "slice_loss_per_epoch" for
-  a spec with `record_slice_losses`) is not reused. Returns the seeds reused."""
+  a spec with `record_slice_losses`) or an extras key in `needs_extras` is not reused.
+  Returns the seeds reused."""
   if not seeds or not out_root.exists():
     return []
   found: dict[int, dict] = {}
@@ -125,7 +126,8 @@ def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key:
       continue
     for t in TrialStore(path).load(warn=False):
       if (t["config"] == key and t["status"] == "ok" and t["seed"] in seeds
-          and all(c in t.get("test", {}) for c in cells) and all(f in t for f in needs)):
+          and all(c in t.get("test", {}) for c in cells) and all(f in t for f in needs)
+          and all(k in t.get("extras", {}) for k in needs_extras)):
         found.setdefault(t["seed"], {**t, "reused_from": f"{t['spec']}:{t['row']}"})
   for seed in sorted(found):
     target.append({**found[seed], "row": row_name})
@@ -482,23 +484,40 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
   for w in warnings:
     print(f"[ltbench] WARNING: {w}", file=sys.stderr)
   data = None if is_periods(bundle) else bundle.device_arrays()
+  # Rows with their own generator options (Row.data_options) get their own data, loaded once
+  # per distinct option set.
+  loaded = {json.dumps(spec.data_options, sort_keys=True, default=str): (bundle, data)}
+
+  def row_data(row):
+    rspec = row_spec(spec, row)
+    tag = json.dumps(rspec.data_options, sort_keys=True, default=str)
+    if tag not in loaded:
+      b = load_spec_bundle(rspec, data_dir, download, allow_modified_data)
+      print(f"[ltbench] {row.name}: {b.summary()} (data options {row.data_options})",
+            file=sys.stderr)
+      loaded[tag] = (b, None if is_periods(b) else b.device_arrays())
+    return (rspec, *loaded[tag])
+
   env = environment()
   t_run = time.time()
-  keys = {r.name: config_key(spec, r, bundle) for r in spec.rows}
+  keys = {r.name: config_key(row_spec(spec, r), r, row_data(r)[1]) for r in spec.rows}
   # Record fields a trial must carry to count here (slice losses are not part of the key).
   needs = ("slice_loss_per_epoch",) if spec.record_slice_losses else ()
-  finished = {(t["row"], t["config"], t["seed"]) for t in trials_store.load()
-              if t["status"] == "ok" and all(f in t for f in needs)}
+
+  def complete(t):
+    return (t["status"] == "ok" and all(f in t for f in needs)
+            and all(k in t.get("extras", {}) for k in spec.needs_extras))
+  finished = {(t["row"], t["config"], t["seed"]) for t in trials_store.load() if complete(t)}
   # Rows with something to train, for the spec's ETA (trials reused from other specs aside).
   todo = [r.name for r in selected if any((r.name, keys[r.name], s) not in finished
                                           for s in seeds)]
   for r_idx, row in enumerate(selected, 1):
     key = keys[row.name]
     done = {t["seed"] for t in trials_store.load(warn=False)
-            if t["row"] == row.name and t["config"] == key and t["status"] == "ok"
-            and all(f in t for f in needs)}
+            if t["row"] == row.name and t["config"] == key and complete(t)}
     pending = [s for s in seeds if s not in done]
-    reused = reuse_trials(out_root, trials_store, row.name, key, pending, spec.cells, needs)
+    reused = reuse_trials(out_root, trials_store, row.name, key, pending, spec.cells, needs,
+                          spec.needs_extras)
     if reused:
       print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: reused seeds {reused} from "
             "another spec's identical configuration", file=sys.stderr)
@@ -523,7 +542,9 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
       return f", spec ETA ~{duration(row_left_s + rows_after * per_row)} ({rows_after} more " \
              f"row{'s' if rows_after > 1 else ''})"
 
-    run_row(spec, row, bundle, data, pending, key, trials_store, out_dir, env, spec_eta)
+    rspec, row_bundle, row_arrays = row_data(row)
+    run_row(rspec, row, row_bundle, row_arrays, pending, key, trials_store, out_dir, env,
+            spec_eta)
   trials = trials_store.load(warn=False)  # problems were reported at the start
   stale = sum(1 for t in trials if t["row"] in keys and keys[t["row"]] != t["config"])
   if stale:
@@ -537,7 +558,8 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
           "protocol_text": protocol_text(spec, bundle),
           "chance": {c: round(v, 4) for c, v in chance_levels(bundle, spec.ks).items()
                      if c in spec.cells},
-          "param_counts": {r.name: row_param_counts(spec, r, bundle, data) for r in spec.rows},
+          "param_counts": {r.name: row_param_counts(spec, r, *row_data(r)[1:])
+                           for r in spec.rows},
           "train": dataclasses.asdict(spec.train), "data_protocol": spec.data_protocol,
           "model": dataclasses.asdict(spec.model), "seeds_requested": seeds,
           "wall_time_this_invocation_s": round(time.time() - t_run, 1),
@@ -588,6 +610,16 @@ def trial_base(spec: TableSpec, row: Row, seed: int, key: str, meta: dict, env: 
   return base
 
 
+def item_silhouettes(method, params_S, item_cluster_I) -> np.ndarray:
+  """[S] mean silhouette (`evaluate.mean_silhouette`) of each seed's served item vectors,
+  clustered by the data's ground-truth item clusters (IDW §3.2's MS score)."""
+  labels_I = jnp.asarray(item_cluster_I)
+  num_clusters = int(np.max(item_cluster_I)) + 1
+  item_SxIxD = jax.vmap(method.serve_items)(params_S)
+  return np.asarray(jax.vmap(lambda x: evaluate.mean_silhouette(x, labels_I, num_clusters))(
+      item_SxIxD))
+
+
 def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: str,
             trials_store: TrialStore, out_dir: pathlib.Path, env: dict,
             progress=None) -> None:
@@ -629,11 +661,22 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
     return best.update(epoch, {c: v[:, epoch] for c, v in curves.values.items()}, params_S)
 
   extras: dict[str, Any] = {}
+  clusters = getattr(bundle, "item_cluster", None)  # ground-truth interests (synthetic data)
   if is_idw:
+    silhouettes, ends = [], []  # the item embeddings' MS at each phase end (IDW Figure 4)
+
+    def end_phase(state, phase):
+      if best is not None:
+        state = TrainState(best.finish(state.params), state.opt_state)
+      if clusters is not None:
+        silhouettes.append(item_silhouettes(method, state.params, clusters))
+        ends.append(phase)
+      return state
+
     res = idw.run_idw(method, data, num_examples(bundle), keys_S, train_cfg, label=row.name,
                       on_epoch=lambda epoch, state, phase: record(epoch, state.params),
-                      end_phase=None if best is None else lambda state, phase: TrainState(
-                          best.finish(state.params), state.opt_state))
+                      end_phase=end_phase if best is not None or clusters is not None
+                      else None)
     params_S, losses_S = res.params, res.losses
     failed = {int(s): f"{row.name}: loss became non-finite for seed {pending[s]}; this trial "
               "is marked failed (the others go on). Try a lower learning rate."
@@ -641,6 +684,10 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
     extras = {"idw_deltas": res.deltas.T, "idw_wake_rounds": res.wake_rounds,
               "idw_phases": np.broadcast_to(np.asarray(res.phases, object), (len(pending),
                                                                              len(res.phases)))}
+    if silhouettes:
+      extras["item_silhouette_per_phase"] = np.stack(silhouettes, 1)  # [S, phase ends]
+      extras["item_silhouette_phases"] = np.broadcast_to(np.asarray(ends, object),
+                                                         (len(pending), len(ends)))
   else:
     def on_epoch(epoch, state, _):
       stop = record(epoch, state.params)
@@ -658,6 +705,8 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
   test, valid = metrics["test"], metrics["valid"]
   if hasattr(method, "trial_extras"):
     extras.update(method.trial_extras(params_S, data, bundle))
+  if clusters is not None and hasattr(method, "serve_items"):
+    extras["item_silhouette"] = item_silhouettes(method, params_S, clusters)  # IDW Figure 3g
   wall = (time.time() - t0) / len(pending)
   for s_idx, seed in enumerate(pending):
     base = trial_base(spec, row, seed, key, bundle.meta, env, wall)

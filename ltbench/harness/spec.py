@@ -28,6 +28,9 @@ class Row:
   # The paper's search space for this row (param -> candidate values), searched on the
   # validation split by `ltbench tune`; keys as in `params`.
   grid: dict[str, tuple] = dataclasses.field(default_factory=dict)
+  # Per-row generator options of a generated data set (e.g. IDW Figure 3's interest skew),
+  # over the spec's `data_options`: the row trains and is evaluated on its own data.
+  data_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +92,9 @@ class TableSpec:
   # all-item slices of a fixed training subsample and of the validation split (interaction
   # data only; `runner.SliceLosses`), stored in each trial as "slice_loss_per_epoch".
   record_slice_losses: bool = False
+  # Keys a trial's "extras" must hold to count for this spec (a trial of the same
+  # configuration recorded without them, e.g. by another spec, is retrained, not reused).
+  needs_extras: tuple[str, ...] = ()
 
   @property
   def ks(self) -> tuple[int, ...]:
@@ -153,6 +159,14 @@ def check_seeds(seeds, option: str = "--seeds") -> list[int]:
     raise SpecError(f"{option} lists seed {repeated} twice; each seed is one trial, and a "
                     "repeated seed would be counted twice (n too large, standard error too small)")
   return seeds
+
+
+def row_spec(spec: TableSpec, row: Row) -> TableSpec:
+  """The spec as `row` sees it: its own data options over the spec's (the spec itself when
+  the row has none, so the configuration keys of such rows do not change)."""
+  if not row.data_options:
+    return spec
+  return dataclasses.replace(spec, data_options={**spec.data_options, **row.data_options})
 
 
 def _model_fields(model) -> frozenset[str]:

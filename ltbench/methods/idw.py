@@ -329,6 +329,10 @@ class IDWTwoTower:
   def serve(self, params, data, part="test"):
     return self.base.serve(params["model"], data, part)
 
+  def serve_items(self, params):
+    """The catalogue's item vectors as served, [I, d] (the backbone's `serve_items`)."""
+    return self.base.serve_items(params["model"])
+
 
 _SLEEP_FNS: dict[Any, Any] = {}
 

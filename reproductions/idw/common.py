@@ -125,12 +125,34 @@ NOTES = (
 def idw_quick(spec: TableSpec) -> TableSpec:
   """The spec's rows on the IDW synthetic HMM data: 2 seeds, a few epochs, a short IDW
   schedule."""
-  quick_rows = tuple(dataclasses.replace(r, paper={}, params={
-      **r.params, **({"max_iterations": 2, "wake_epochs": 1, "calibration_epochs": 1}
-                     if r.method.endswith("_idw") else {})}) for r in spec.rows)
+  quick_rows = idw_rows_quick(spec.rows)
   return dataclasses.replace(
       spec, dataset="idw-synthetic", seeds=(0, 1), is_quick=True, quick=None, rows=quick_rows,
       data_options={"num_users": 600}, sequence_options={}, per_dataset={},
       train=TrainConfig(epochs=4, batch_size=256, learning_rate=0.01, patience=2),
       notes=("Quick variant: the IDW synthetic HMM histories (600 users, 50 items, full "
              "ranking); the paper's numbers do not apply.",))
+
+
+def extra_stat(table, row: str, key: str, index: int | None = None) -> report.Stat:
+  """Mean ± SE over the row's finished seeds of a per-trial extra (e.g. "item_silhouette"),
+  or of its entry `index` when the extra is a list (seeds that lack it are left out)."""
+  values = []
+  for t in table.trials:
+    if t["row"] != row or key not in t.get("extras", {}):
+      continue
+    v = t["extras"][key]
+    if index is not None:
+      v = v[index] if -len(v) <= index < len(v) else None
+    values.append(v)
+  return report.summarise(values)
+
+
+def idw_rows_quick(rows_: tuple[Row, ...]) -> tuple[Row, ...]:
+  """The quick variant's short IDW schedule on the IDW rows among `rows_` (2 rounds of 1 wake
+  epoch, 1 calibration epoch unless the row turns calibration off); paper values off."""
+  def short(params):
+    return {**params, "max_iterations": 2, "wake_epochs": 1,
+            "calibration_epochs": min(1, params.get("calibration_epochs", 1))}
+  return tuple(dataclasses.replace(r, paper={}, params=short(r.params) if
+                                   r.method.endswith("_idw") else r.params) for r in rows_)
