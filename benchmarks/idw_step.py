@@ -44,7 +44,8 @@ SMALL = {"num_users": 200, "num_items": 300, "mean_len": 40.0}
 VARIANTS = ("sur", "mur", "mur_idw")
 
 
-def synthetic_sequences(num_users: int, num_items: int, mean_len: float, seed: int = 0):
+def synthetic_sequences(num_users: int, num_items: int, mean_len: float, seed: int = 0,
+                        name: str = "synthetic ml-1m-u2999-sized"):
   """Time-ordered histories with Zipf item popularity and lognormal lengths (at least 20),
   cut into sequences as the IDW protocol does (99 sampled negatives)."""
   from ltbench.data import sequences
@@ -57,13 +58,13 @@ def synthetic_sequences(num_users: int, num_items: int, mean_len: float, seed: i
   indptr = np.concatenate([[0], np.cumsum(lens_U)])
   cfg = sequences.SequenceConfig(max_len=30, windows="cut", num_negatives=99)
   return sequences.build_sequences(indptr, items.astype(np.int32), num_items, cfg,
-                                   "synthetic ML-1M-u2999-sized", {"source": "benchmark"})
+                                   name, {"source": "benchmark"})
 
 
 def load(data_dir, small):
   from ltbench.data import registry, sources
   if small:
-    return synthetic_sequences(**SMALL), "synthetic small"
+    return synthetic_sequences(**SMALL, name="synthetic small"), "synthetic small"
   if data_dir and sources.locate("ml-1m", data_dir) is not None:
     return (registry.load_sequences("ml-1m-u2999-time", data_dir=data_dir, download=False),
             "ml-1m-u2999-time")

@@ -1,6 +1,7 @@
 """IDW figure specs: the mean silhouette against a hand computation, per-row data options,
 the item-embedding MS recorded per trial and per IDW phase, and rows shared with Table 1."""
 
+import dataclasses
 import json
 import types
 
@@ -8,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltbench import cli
 from ltbench.evaluate import mean_silhouette
 from ltbench.harness import report, runner
 from reproductions import get_spec
@@ -71,10 +71,15 @@ def test_figure_rows_share_table1_trials():
 def test_figure3_quick_row_records_silhouettes(tmp_path):
   # One IDW row of Figure 3 on its own skew: covers Row.data_options, the final MS
   # ("item_silhouette") and the per-phase MS of Figure 4 ("item_silhouette_per_phase").
-  code = cli.main(["run", "idw/figure3", "--quick", "--rows", "MUR-IDW a=2", "--epochs", "1",
-                   "--seeds", "0", "--out", str(tmp_path)])
-  assert code == 0
-  folder = tmp_path / "idw" / "figure3-quick-epochs1"
+  # Kept cheap for CI: 1 seed, 1 epoch per phase, one sleep/wake round, a 1-layer user tower.
+  spec = figure3.quick()
+  row = spec.row("MUR-IDW a=2")
+  spec = dataclasses.replace(
+      spec, rows=(dataclasses.replace(row, params={**row.params, "max_iterations": 1}),),
+      seeds=(0,), train=dataclasses.replace(spec.train, epochs=1),
+      model=dataclasses.replace(spec.model, num_layers=1))
+  runner.run_spec(spec, out_root=tmp_path)
+  folder = tmp_path / "idw" / "figure3-quick"
   (trial,) = [json.loads(l) for l in (folder / "trials.jsonl").read_text().splitlines()]
   assert trial["status"] == "ok" and trial["row"] == "MUR-IDW a=2"
   ex = trial["extras"]
