@@ -358,7 +358,7 @@ def test_two_writers_on_one_folder_exactly_one_proceeds(tmp_path, trained):
   argv = [sys.executable, "-m", "ltbench.cli", *RUN, "--out", str(tmp_path)]
   procs = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
-  outs = [p.communicate(timeout=300) for p in procs]
+  outs = [p.communicate(timeout=900) for p in procs]
   codes = sorted(p.returncode for p in procs)
   refused = [err for p, (_, err) in zip(procs, outs) if p.returncode == 2]
   assert codes == [0, 2], outs
