@@ -200,10 +200,16 @@ def for_dataset(spec: TableSpec, dataset: str) -> TableSpec:
     from ltbench.errors import SpecError
     raise SpecError(f"{spec.id}: per_dataset[{dataset!r}].train names unknown TrainConfig "
                     f"fields {sorted(unknown)}")
-  rows = tuple(dataclasses.replace(r, params={**r.params, **{
-      k: v for k, v in settings.options.items() if k in r.params}},
-      paper=r.paper if settings.paper is None else settings.paper.get(r.name, {}))
-      for r in spec.rows)
+  def replaced(r: Row) -> Row:
+    changed = {k: v for k, v in settings.options.items() if k in r.params and r.params[k] != v}
+    note = r.note
+    if note and changed:  # the note names the spec's values: say which ones this run replaced
+      note += " (for " + dataset + ": " + ", ".join(f"{k} = {v}" for k, v in changed.items()) + ")"
+    return dataclasses.replace(
+        r, params={**r.params, **{k: v for k, v in settings.options.items() if k in r.params}},
+        paper=r.paper if settings.paper is None else settings.paper.get(r.name, {}), note=note)
+
+  rows = tuple(replaced(r) for r in spec.rows)
   values = ", ".join(f"{k} = {v}" for k, v in {**settings.train, **settings.options}.items())
   note = f"Settings for {dataset}: {values}. {settings.note}".strip()
   return dataclasses.replace(spec, train=dataclasses.replace(spec.train, **settings.train),
