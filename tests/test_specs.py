@@ -80,3 +80,7 @@ def test_per_dataset_settings_apply_only_on_that_data_set():
   assert other.row("CDN").params["gamma"] == 2.0 and "gamma" not in other.row("LogQ").params
   assert own.row("CDN").params["gamma"] == base.row("CDN").params["gamma"]
   assert any("learning_rate = 0.01" in n and "from a test" in n for n in other.notes)
+  # The CDN row's note names the spec's γ; on ml-100k it says which value replaced it.
+  assert other.row("CDN").note.endswith("(for ml-100k: gamma = 2.0)")
+  assert own.row("CDN").note == base.row("CDN").note
+  assert other.row("LogQ").note == base.row("LogQ").note
