@@ -18,7 +18,7 @@ best call. One training epoch's time is estimated as steps_per_epoch x the per-s
 the call. The sleep phase is `idw.sleep_fn` (jitted and vmapped over the seeds) timed the
 same way (best of the rounds, after a compiling call).
 
-  python benchmarks/idw_step.py --data-dir ../shared/data        # about 10 min on 2 cores
+  python benchmarks/idw_step.py --data-dir DIR                  # about 10 min on 2 cores
   python benchmarks/idw_step.py --small --no-record              # a smoke run: ~1-2 min
 
 Writes a JSON record naming the machine to results/benchmarks/ unless --no-record.
@@ -187,12 +187,7 @@ def main(argv=None):
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
   print(json.dumps(record, indent=1))
   if not args.no_record:
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = record["environment"]["device"].split(":")[0]
-    path = out / f"idw_step-{dev}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=1))
-    print(f"[bench] recorded {path}", file=sys.stderr)
+    train_step.write_record(record, "idw_step", args.out)
   return record
 
 

@@ -161,12 +161,7 @@ def main(argv=None):
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
   print(json.dumps(record, indent=1))
   if not args.no_record:
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = record["environment"]["device"].split(":")[0]
-    path = out / f"mirec_step-{dev}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=1))
-    print(f"[bench] recorded {path}", file=sys.stderr)
+    train_step.write_record(record, "mirec_step", args.out)
   return record
 
 

@@ -371,6 +371,17 @@ def environment():
           "load_average_at_start": os.getloadavg()}
 
 
+def write_record(record: dict, benchmark: str, out: str) -> pathlib.Path:
+  """Writes a benchmark's JSON record as <out>/<benchmark>-<device>-<time>.json."""
+  out_dir = pathlib.Path(out)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  dev = record["environment"]["device"].split(":")[0]
+  path = out_dir / f"{benchmark}-{dev}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+  path.write_text(json.dumps(record, indent=1))
+  print(f"[bench] recorded {path}", file=sys.stderr)
+  return path
+
+
 def summarise(calls, sample_s, steps, seeds, steps_per_epoch):
   call = min(calls)
   step = max(call - sample_s, 1e-9) / steps
@@ -514,12 +525,7 @@ def main(argv=None):
       record["environment"]["torch_threads"] = torch.get_num_threads()
   print(json.dumps(record, indent=1))
   if not args.no_record:
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = record["environment"]["device"].split(":")[0]
-    path = out / f"train_step-{dev}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=1))
-    print(f"[bench] recorded {path}", file=sys.stderr)
+    write_record(record, "train_step", args.out)
   return record
 
 
