@@ -51,12 +51,39 @@ def sinusoid_positions(length: int, dim: int) -> jnp.ndarray:
   return jnp.stack([jnp.sin(angle_LxH), jnp.cos(angle_LxH)], -1).reshape(length, -1)[:, :dim]
 
 
+class _DenseGeneralParams(nn.Module):
+  """The parameters of `nn.DenseGeneral` (same names, shapes, initialisers and PRNG use)
+  without its product: `kernel` [*in_shape, *features] drawn by lecun_normal on the
+  flattened [prod(in_shape), prod(features)] shape, as DenseGeneral does, and a zero `bias`
+  [*features]. SelfAttention does its own products per head."""
+
+  in_shape: tuple[int, ...]
+  features: tuple[int, ...]
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self):
+    def kernel_init(key, shape, dtype=jnp.float32):
+      flat = (math.prod(self.in_shape), math.prod(self.features))
+      return nn.initializers.lecun_normal()(key, flat, dtype).reshape(shape)
+    kernel = self.param("kernel", kernel_init, (*self.in_shape, *self.features))
+    bias = self.param("bias", nn.initializers.zeros, self.features) if self.use_bias else None
+    return kernel, bias
+
+
 class SelfAttention(nn.Module):
   """Multi-head self-attention over a padded window; padded slots are masked as keys.
 
   Bidirectional: every slot sees the whole input window. That leaks nothing, because the
   window holds only items before the target (`example_inputs`), and it is what the official
   code does (a padding mask, no causal mask).
+
+  The parameters are those of `nn.DenseGeneral` layers query/key/value ([d, H, K]) and out
+  ([H, K, d]); the products are written per head on [B·W, ·] matrices and the heads stacked
+  as [B, H, W, K], so the batched attention products read head-major operands without the
+  [B, W, H, K] <-> [B, H, W, K] transposes that DenseGeneral's layout forces (on XLA:CPU
+  those transposes were ~40 % of a layer's gradient). Same function as the DenseGeneral
+  form (tests/test_idw_attention.py compares outputs and gradients).
   """
 
   num_heads: int = 4  # attention heads
@@ -65,20 +92,34 @@ class SelfAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxWxD, mask_BxW, deterministic: bool = True):
-    dim = x_BxWxD.shape[-1]
-    proj = lambda name, bias: nn.DenseGeneral((self.num_heads, self.head_dim), use_bias=bias,
-                                              name=name)
+    num_b, width, dim = x_BxWxD.shape[-3:]
+    heads = (self.num_heads, self.head_dim)
+    x_NxD = x_BxWxD.reshape(-1, dim)
+
+    def project(name, use_bias):  # [B, H, W, K], one [N, d] @ [d, K] product per head
+      kernel_DxHxK, bias_HxK = _DenseGeneralParams((dim,), heads, use_bias, name=name)()
+      per_head = []
+      for h in range(self.num_heads):
+        y_NxK = x_NxD @ kernel_DxHxK[:, h]
+        if bias_HxK is not None:
+          y_NxK = y_NxK + bias_HxK[h][None, :]
+        per_head.append(y_NxK.reshape(num_b, width, self.head_dim))
+      return jnp.stack(per_head, 1)
+
     # No key bias: q·(k + b) shifts every logit of a query by q·b, which the softmax cancels;
     # its gradient is 0 up to rounding noise, which Adam would amplify to full-size steps.
-    q_BxWxHxK = proj("query", True)(x_BxWxD)
-    k_BxWxHxK = proj("key", False)(x_BxWxD)
-    v_BxWxHxK = proj("value", True)(x_BxWxD)
-    logits_BxHxWxW = jnp.einsum("bqhk,bwhk->bhqw", q_BxWxHxK, k_BxWxHxK) / math.sqrt(self.head_dim)
+    q_BxHxWxK = project("query", True)
+    k_BxHxWxK = project("key", False)
+    v_BxHxWxK = project("value", True)
+    logits_BxHxWxW = jnp.einsum("bhqk,bhwk->bhqw", q_BxHxWxK, k_BxHxWxK) / math.sqrt(self.head_dim)
     keep_Bx1x1xW = mask_BxW[:, None, None, :]
     logits_BxHxWxW = jnp.where(keep_Bx1x1xW, logits_BxHxWxW, _masked_value(logits_BxHxWxW.dtype))
     attn_BxHxWxW = Dropout(self.dropout)(jax.nn.softmax(logits_BxHxWxW, -1), deterministic)
-    out_BxWxHxK = jnp.einsum("bhqw,bwhk->bqhk", attn_BxHxWxW, v_BxWxHxK)
-    return nn.DenseGeneral(dim, axis=(-2, -1), name="out")(out_BxWxHxK)
+    out_BxHxWxK = jnp.einsum("bhqw,bhwk->bhqk", attn_BxHxWxW, v_BxHxWxK)
+    kernel_HxKxD, bias_D = _DenseGeneralParams(heads, (dim,), True, name="out")()
+    out_NxD = sum(out_BxHxWxK[:, h].reshape(-1, self.head_dim) @ kernel_HxKxD[h]
+                  for h in range(self.num_heads)) + bias_D[None, :]
+    return out_NxD.reshape(x_BxWxD.shape)
 
 
 class ParametricAttention(nn.Module):
