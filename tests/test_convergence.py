@@ -1,5 +1,6 @@
 """Per-epoch validation curves in trial records, the UNCONVERGED flag and the curve figure."""
 
+import dataclasses
 import json
 import re
 
@@ -56,3 +57,16 @@ def test_run_records_a_validation_curve_per_epoch_and_plots_it(tmp_path):
   assert (out / "validation_curves.png").stat().st_size > 1000
   assert "Two-tower" in (out / "validation_curves.csv").read_text()
   assert "Two-tower" in json.loads((out / "table.json").read_text())["convergence"]
+
+
+@pytest.mark.parametrize("spec_id,paper_n", [("cdn/table2", "5"), ("sml/table1", "–")])
+def test_paper_row_n_is_five_only_where_the_paper_prints_standard_errors(spec_id, paper_n):
+  """CDN prints mean ± SE over 5 runs; SML (like MIRec, IDW) prints single values, so its
+  paper row must not claim 5 runs."""
+  spec = dataclasses.replace(get_spec(spec_id), rows=get_spec(spec_id).rows[:1])
+  row = spec.rows[0]
+  t = {"row": row.name, "seed": 0, "status": "ok", "config": "k",
+       "test": {c: 1.0 for c in spec.cells}, "valid": {c: 1.0 for c in spec.cells}}
+  text = report.markdown(report.build_table(spec, [t]), {})
+  paper_line = next(l for l in text.splitlines() if re.match(r"\|\s*\|\s*paper\s*\|", l))
+  assert re.match(rf"\|\s*\|\s*paper\s*\|\s*{paper_n}\s*\|", paper_line), paper_line

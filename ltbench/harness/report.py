@@ -160,6 +160,12 @@ def fmt(mean: float, se: float | None, digits: int = 2) -> str:
   return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
+def _paper_runs(paper) -> int | str:
+  """The paper row's n: 5 where the paper prints mean ± SE (CDN's tables: 5 runs), '–'
+  where it prints single values and does not say over how many runs."""
+  return 5 if any(se is not None for _, se in paper.values()) else "–"
+
+
 def markdown(table: Table, meta: dict[str, Any]) -> str:
   spec = table.spec
   conv = convergence(table)
@@ -175,7 +181,8 @@ def markdown(table: Table, meta: dict[str, Any]) -> str:
       n = len(table.seeds[row.name])
       body.append([row.name, "ours", n] + [fmt(st[c].mean, st[c].se) for c in spec.cells] + flag)
     if row.paper and not spec.is_quick:
-      body.append([row.name if row.name not in table.stats else "", "paper", 5] +
+      body.append([row.name if row.name not in table.stats else "", "paper",
+                   _paper_runs(row.paper)] +
                   [fmt(*row.paper[c]) if c in row.paper else "–" for c in spec.cells] +
                   ([""] if conv else []))
   chance = meta.get("chance")
