@@ -7,7 +7,7 @@ Model: the paper's backbone (d = 16, 2 transformer layers of 4 heads, M = 1 or 5
 Dense(16) x 2), in-batch softmax with logQ, Adam, batch 1024 (reproductions/idw/common.py).
 
 Data: `ml-1m-u2999-time` from --data-dir when its files are there (the users whose ratings
-carry timestamps), else synthetic histories sized like it (2,999 users, 3,706 items, ~165
+have timestamps), else synthetic histories sized like it (2,999 users, 3,706 items, ~165
 items per user, Zipf item popularity), cut into sequences of 30 as §4.1 does. Only the shapes
 matter for the timing.
 
