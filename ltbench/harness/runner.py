@@ -161,6 +161,20 @@ def config_key(spec: TableSpec, row: Row, bundle: Bundle) -> str:
   return hashlib.sha256(json.dumps(src, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def training_key(spec: TableSpec, row: Row, bundle: Bundle) -> str | None:
+  """The config key of `row` without its serving-only options (`methods.serving_only_params`),
+  or None when it has none. Rows of one spec with the same training key train once and are
+  each evaluated with their own serving (e.g. MIRec rows differing only in λ_p); their trial
+  records are the ones separate runs would write. Rows with early stopping never share
+  (their best epoch depends on the serving)."""
+  serving = set(methods.serving_only_params(row.method)) & set(row.params)
+  if not serving or resolve_row(spec, row)[1].patience:
+    return None
+  trained = dataclasses.replace(row, params={k: v for k, v in row.params.items()
+                                             if k not in serving})
+  return config_key(spec, trained, bundle)
+
+
 # -- checkpoints -------------------------------------------------------------------------
 
 class Checkpointer:
@@ -511,7 +525,10 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
   # Rows with something to train, for the spec's ETA (trials reused from other specs aside).
   todo = [r.name for r in selected if any((r.name, keys[r.name], s) not in finished
                                           for s in seeds)]
-  for r_idx, row in enumerate(selected, 1):
+  tkeys = {r.name: training_key(row_spec(spec, r), r, row_data(r)[1]) for r in selected}
+
+  def pending_seeds(r_idx, row):
+    """The row's seeds still to train, after its own and other specs' finished trials."""
     key = keys[row.name]
     done = {t["seed"] for t in trials_store.load(warn=False)
             if t["row"] == row.name and t["config"] == key and complete(t)}
@@ -521,7 +538,25 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
     if reused:
       print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: reused seeds {reused} from "
             "another spec's identical configuration", file=sys.stderr)
-      pending = [s for s in pending if s not in reused]
+    return done, [s for s in pending if s not in reused]
+
+  shared = set()  # rows already trained with an earlier row of the same training key
+  for r_idx, row in enumerate(selected, 1):
+    if row.name in shared:
+      continue
+    key = keys[row.name]
+    done, pending = pending_seeds(r_idx, row)
+    siblings = []
+    if pending and tkeys[row.name] is not None:
+      for j, other in enumerate(selected[r_idx:], r_idx + 1):
+        if tkeys[other.name] == tkeys[row.name] and other.name not in shared:
+          if pending_seeds(j, other)[1] == pending:
+            siblings.append((other, keys[other.name]))
+            shared.add(other.name)
+      if siblings:
+        print(f"[ltbench] row {r_idx}/{len(selected)} {row.name}: trains once for "
+              f"{', '.join(o.name for o, _ in siblings)} too (they differ only in serving "
+              "options)", file=sys.stderr)
     if not pending:
       have = [s for s in seeds if s in done]
       if have:
@@ -544,7 +579,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
 
     rspec, row_bundle, row_arrays = row_data(row)
     run_row(rspec, row, row_bundle, row_arrays, pending, key, trials_store, out_dir, env,
-            spec_eta)
+            spec_eta, siblings=siblings)
   trials = trials_store.load(warn=False)  # problems were reported at the start
   stale = sum(1 for t in trials if t["row"] in keys and keys[t["row"]] != t["config"])
   if stale:
@@ -622,11 +657,13 @@ def item_silhouettes(method, params_S, item_cluster_I) -> np.ndarray:
 
 def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: str,
             trials_store: TrialStore, out_dir: pathlib.Path, env: dict,
-            progress=None) -> None:
+            progress=None, siblings=()) -> None:
   """Trains `pending` seeds of one row as one vmapped program, evaluates them, and appends
   one trial record per seed. IDW rows (sequence data) train through `idw.run_idw`; the
   others through `train.train`. With `TrainConfig.patience` each seed ends on its best
-  validation epoch (early stopping, `BestEpoch`)."""
+  validation epoch (early stopping, `BestEpoch`). `siblings` ((row, config key) pairs of
+  the same training key, `training_key`) are served from the same trained parameters, with
+  their own validation curves and trial records."""
   from ltbench.methods import idw
   if is_periods(bundle):
     return run_period_row(spec, row, bundle, pending, key, trials_store, env)
@@ -650,11 +687,18 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
                 + sched.max_iterations * sched.wake_epochs +
                 sched.calibration_epochs) if is_idw else train_cfg.epochs
   curves = ValidationCurves(method, data, bundle, spec, len(pending), max_epochs)
+  served = [(row, key, method, curves)]  # every row evaluated from these parameters
+  for sib, sib_key in siblings:
+    sib_method = methods.build(sib.method, bundle, model_cfg, train_cfg, name=sib.name,
+                               **resolve_row(spec, sib)[0])
+    served.append((sib, sib_key, sib_method,
+                   ValidationCurves(sib_method, data, bundle, spec, len(pending), max_epochs)))
   best = BestEpoch(spec.select_cell, train_cfg.patience) if train_cfg.patience else None
   ran = [start]  # epochs run so far (the curves' length)
 
   def record(epoch, params_S) -> bool:
-    curves.record(epoch, params_S)
+    for *_, row_curves in served:
+      row_curves.record(epoch, params_S)
     ran[0] = epoch + 1
     if best is None:
       return False
@@ -701,31 +745,35 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
     losses_S, failed = result.losses[:, :ran[0]], result.failed
   if best is not None and best.epochs:
     extras["best_epoch"] = np.stack(best.epochs, 1) + 1  # [S, phases], 1-based
-  metrics = evaluate_splits(method, params_S, data, bundle, spec.eval_ks)
-  test, valid = metrics["test"], metrics["valid"]
-  if hasattr(method, "trial_extras"):
-    extras.update(method.trial_extras(params_S, data, bundle))
-  if clusters is not None and hasattr(method, "serve_items"):
-    extras["item_silhouette"] = item_silhouettes(method, params_S, clusters)  # IDW Figure 3g
   wall = (time.time() - t0) / len(pending)
-  for s_idx, seed in enumerate(pending):
-    base = trial_base(spec, row, seed, key, bundle.meta, env, wall)
-    if s_idx in failed:
-      trials_store.append({**base, "status": "failed", "error": failed[s_idx]})
-      continue
-    trial = {**base, "status": "ok",
-             "test": {c: float(v[s_idx]) for c, v in test.items()},
-             "valid": {c: float(v[s_idx]) for c, v in valid.items()},
-             "loss_per_epoch": [round(float(x), 5) for x in losses_S[s_idx]],
-             "valid_per_epoch": curves.for_seed(s_idx, ran[0]),
-             "extras": {k: np.asarray(v[s_idx]).tolist() for k, v in extras.items()}}
-    if curves.slice_losses is not None:  # only specs that ask: other records stay as they were
-      trial["slice_loss_per_epoch"] = curves.slice_losses.for_seed(s_idx, ran[0])
-    trials_store.append(trial)
+  for out_row, out_key, out_method, out_curves in served:
+    metrics = evaluate_splits(out_method, params_S, data, bundle, spec.eval_ks)
+    test, valid = metrics["test"], metrics["valid"]
+    row_extras = dict(extras)
+    if hasattr(out_method, "trial_extras"):
+      row_extras.update(out_method.trial_extras(params_S, data, bundle))
+    if clusters is not None and hasattr(out_method, "serve_items"):  # IDW Figure 3g
+      row_extras["item_silhouette"] = item_silhouettes(out_method, params_S, clusters)
+    for s_idx, seed in enumerate(pending):
+      base = trial_base(spec, out_row, seed, out_key, bundle.meta, env, wall)
+      if s_idx in failed:
+        trials_store.append({**base, "status": "failed", "error": failed[s_idx]})
+        continue
+      trial = {**base, "status": "ok",
+               "test": {c: float(v[s_idx]) for c, v in test.items()},
+               "valid": {c: float(v[s_idx]) for c, v in valid.items()},
+               "loss_per_epoch": [round(float(x), 5) for x in losses_S[s_idx]],
+               "valid_per_epoch": out_curves.for_seed(s_idx, ran[0]),
+               "extras": {k: np.asarray(v[s_idx]).tolist() for k, v in row_extras.items()}}
+      if out_row is not row:
+        trial["trained_with"] = row.name  # the same training run, served differently
+      if out_curves.slice_losses is not None:  # only specs that ask for them
+        trial["slice_loss_per_epoch"] = out_curves.slice_losses.for_seed(s_idx, ran[0])
+      trials_store.append(trial)
+    summary = ", ".join(f"{c} {np.nanmean(test[c]):.2f}" for c in spec.cells[:2])
+    print(f"[ltbench]   {out_row.name}: {summary} ({time.time() - t0:.0f}s for "
+          f"{len(pending)} seeds)", file=sys.stderr)
   ckpt.clear()
-  summary = ", ".join(f"{c} {np.nanmean(test[c]):.2f}" for c in spec.cells[:2])
-  print(f"[ltbench]   {row.name}: {summary} ({time.time() - t0:.0f}s for {len(pending)} seeds)",
-        file=sys.stderr)
 
 
 def run_period_row(spec: TableSpec, row: Row, stream: PeriodStream, pending: list[int],

@@ -127,12 +127,16 @@ def _mirec(**preset):
                        int(capped.sum()),
                        mirec.slice_sizes(bundle)[0], **options)
   factory.mirec_preset = preset
+  factory.serving_only = ("lambda_p",)  # Eq. 9's mix: training never reads it
   return factory
 
 
 def _two_tower_mix(bundle, model_cfg, train_cfg, name, lambda_p=0.5, softmax="full"):
   """Two-tower₂ (MIRec §5.4): two independent two-towers mixed by λ_p at serving."""
   return mirec.TwoTowerMix(_backbone(bundle, model_cfg, name, softmax), lambda_p)
+
+
+_two_tower_mix.serving_only = ("lambda_p",)
 
 
 def _cdn(**preset):
@@ -217,6 +221,13 @@ def build(method: str, bundle, model_cfg, train_cfg, name: str | None = None, **
     return METHODS[method](bundle, model_cfg, train_cfg, name=name or method, **options)
   except (TypeError, ValueError) as e:
     raise SpecError(f"bad options {options} for method {method!r}: {e}") from None
+
+
+def serving_only_params(method: str) -> tuple[str, ...]:
+  """The options of `method` that change only how a trained model serves (e.g. MIRec's λ_p
+  of Eq. 9), never its training: rows that differ only in these train once
+  (`runner.training_key`)."""
+  return tuple(getattr(METHODS.get(method), "serving_only", ()))
 
 
 def resolved_options(method: str, options: dict) -> dict | None:

@@ -60,6 +60,9 @@ DROPOUT_GRID = (0.1, 0.3, 0.5, 0.7, 0.9)
 REG_GRID = (0.3, 0.1, 0.01, 0.001, 0.0001, 0.00001, 0.000001)
 DECAY_GRID = (0.1, 0.01, 0.001, 0.0001)  # between curriculum stages
 LAMBDA_P_GRID = (0.1, 0.3, 0.5, 0.7, 0.9)  # not in the paper: our grid for Eq. 9's λ_p
+# Not in the paper either (it gives λ_c no value): our grid for Eq. 7's logQ weight. Zero is
+# left out: λ_c = 0 is the "MIRec − LogQ" ablation of Table 6, not a MIRec setting.
+LAMBDA_C_GRID = (0.1, 0.3, 0.5, 1.0)
 
 
 def grid(**extra) -> dict[str, tuple]:
@@ -67,7 +70,10 @@ def grid(**extra) -> dict[str, tuple]:
 
 
 CURRICULUM_GRID = grid(lr_decay=DECAY_GRID)
-MIREC_GRID = grid(lr_decay=DECAY_GRID, lam=REG_GRID, lambda_p=LAMBDA_P_GRID)
+# λ_p only changes serving: its grid points share one training run (runner.training_key),
+# so `ltbench tune ... --params lambda_c,lambda_p` trains once per λ_c.
+NOLOGQ_GRID = grid(lr_decay=DECAY_GRID, lam=REG_GRID, lambda_p=LAMBDA_P_GRID)
+MIREC_GRID = {**NOLOGQ_GRID, "lambda_c": LAMBDA_C_GRID}
 
 # §5.2: 200 epochs (100 + 100 for curriculum methods: switch at epochs // 2), batch 1024,
 # Adam, embedding 64, towers halving per layer.

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.mirec.common import (CELLS, MIREC_GRID, ML1M, MODEL, NOTES, PAPER_CITATION,
-                                        TRAIN, LAMBDA_P_GRID, grid, quick_variant)
+from reproductions.mirec.common import (CELLS, LAMBDA_P_GRID, MIREC_GRID, ML1M, MODEL,
+                                        NOLOGQ_GRID, NOTES, PAPER_CITATION, TRAIN, grid,
+                                        quick_variant)
 
 MIREC = {"lambda_c": 1.0, "lam": 0.1, "lambda_p": 0.5}
 
@@ -32,7 +33,7 @@ ROWS = (
         note="curriculum only: θ trained on Ω* (logQ), then fine-tuned on Ω(k) by L_g, no F; "
              "serves the fine-tuned model (λ_p = 0)", grid=grid()),
     Row("MIRec - LogQ", "mirec_nologq", {"lam": 0.1, "lambda_p": 0.5}, ML1M["MIRec - LogQ"],
-        note="MIRec with λ_c = 0 (plain softmax for θ*)", grid=MIREC_GRID),
+        note="MIRec with λ_c = 0 (plain softmax for θ*)", grid=NOLOGQ_GRID),
     Row("Two-tower_2", "two_tower2", {"lambda_p": 0.5}, ML1M["Two-tower_2"],
         note="two independently initialised two-towers (200 epochs each, own data order), "
              "mixed by λ_p = 0.5 at serving", grid=grid(lambda_p=LAMBDA_P_GRID)),
