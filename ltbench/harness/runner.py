@@ -522,10 +522,13 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
     return (t["status"] == "ok" and all(f in t for f in needs)
             and all(k in t.get("extras", {}) for k in spec.needs_extras))
   finished = {(t["row"], t["config"], t["seed"]) for t in trials_store.load() if complete(t)}
-  # Rows with something to train, for the spec's ETA (trials reused from other specs aside).
+  tkeys = {r.name: training_key(row_spec(spec, r), r, row_data(r)[1]) for r in selected}
+  # Rows with something to train, for the spec's ETA (trials reused from other specs aside;
+  # rows that train with an earlier row of the same training key count once).
   todo = [r.name for r in selected if any((r.name, keys[r.name], s) not in finished
                                           for s in seeds)]
-  tkeys = {r.name: training_key(row_spec(spec, r), r, row_data(r)[1]) for r in selected}
+  todo = [n for i, n in enumerate(todo)
+          if tkeys[n] is None or tkeys[n] not in {tkeys[m] for m in todo[:i]}]
 
   def pending_seeds(r_idx, row):
     """The row's seeds still to train, after its own and other specs' finished trials."""
