@@ -83,6 +83,16 @@ def cmd_tune(args) -> int:
   return 0
 
 
+def cmd_report(args) -> int:
+  from ltbench.harness import runner
+  spec = resolve_spec(args.spec, args.quick, args.epochs, args.dataset)
+  _, out_dir = runner.report_spec(spec, data_dir=args.data_dir, out_root=args.out,
+                                  download=not args.no_download,
+                                  allow_modified_data=args.allow_modified_data)
+  print((out_dir / "table.md").read_text())
+  return 0
+
+
 def cmd_diff(args) -> int:
   from ltbench.harness import report, runner
   spec = resolve_spec(args.spec, args.quick, args.epochs, args.dataset)
@@ -219,6 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
   t.add_argument("--no-download", action="store_true", help="fail instead of downloading data")
   common(t)
   t.set_defaults(func=cmd_tune)
+
+  rp = sub.add_parser("report", help="rewrite a spec's reports from its finished trials, "
+                      "training nothing (e.g. while a long run goes on)")
+  rp.add_argument("spec", help="e.g. ssl/rq1")
+  rp.add_argument("--quick", action="store_true", help="the quick run's folder")
+  rp.add_argument("--epochs", type=int, default=None, help="the reduced run of that length")
+  rp.add_argument("--dataset", default=None, help="the run on that data set")
+  rp.add_argument("--no-download", action="store_true", help="fail instead of downloading data")
+  common(rp)
+  rp.set_defaults(func=cmd_report)
 
   d = sub.add_parser("diff", help="ours vs the paper, per cell, and the paper's claims")
   d.add_argument("spec")

@@ -61,6 +61,24 @@ def test_rerun_resumes_without_retraining(quick_run, capsys):
   assert capsys.readouterr().err.count("already on disk, skipping") == 4
 
 
+def test_report_rewrites_tables_from_finished_trials_only(quick_run, capsys):
+  code, out_dir = quick_run
+  before = (out_dir / "trials.jsonl").read_text()
+  expected = (out_dir / "table.md").read_text()
+  (out_dir / "table.md").unlink()
+  assert cli.main(["report", "cdn/table2", "--quick", "--out", str(out_dir.parent.parent)]) == 0
+  assert (out_dir / "trials.jsonl").read_text() == before  # nothing trained
+  assert (out_dir / "table.md").read_text() == expected
+  err = capsys.readouterr().err
+  assert "4 of 6 rows have finished trials; none yet for ClassBalance, LogQ" in err
+  assert "training seeds" not in err
+
+
+def test_report_without_trials_says_so(tmp_path, capsys):
+  assert cli.main(["report", "cdn/table2", "--quick", "--out", str(tmp_path)]) == 2
+  assert "no trial of cdn/table2-quick has finished" in capsys.readouterr().err
+
+
 def test_diff_lists_cells_and_claims(quick_run, capsys):
   _, out_dir = quick_run
   assert cli.main(["diff", "cdn/table2", "--quick", "--out", str(out_dir.parent.parent)]) == 0

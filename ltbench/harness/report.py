@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
@@ -122,7 +123,9 @@ def convergence(table: Table, tail_fraction: float = 0.1, min_gain: float = 0.01
               for c in curves if c]
     if not curves or len({len(c) for c in curves}) != 1:
       continue
-    mean = np.nanmean(np.stack(curves), 0)
+    with warnings.catch_warnings():  # epochs before a resume are NaN for every seed
+      warnings.simplefilter("ignore", RuntimeWarning)
+      mean = np.nanmean(np.stack(curves), 0)
     epochs = mean.size
     last = max(1, int(math.ceil(tail_fraction * epochs)))
     if epochs <= last or np.isnan(mean[:epochs - last]).all():

@@ -484,8 +484,26 @@ def run_spec(spec: TableSpec, seeds: list[int] | None = None, rows: list[str] | 
                        TrialStore(trials_path), download, allow_modified_data)
 
 
+def report_spec(spec: TableSpec, data_dir: str | None = None,
+                out_root: str | os.PathLike = "results", download: bool = True,
+                allow_modified_data: bool = False) -> tuple[report.Table, pathlib.Path]:
+  """Writes the reports of `spec` from the trials already on disk, training nothing (`ltbench
+  report`): a long run's finished rows can be read while it goes on. Takes no lock; the
+  run's own reports, written when it ends, replace these."""
+  out_dir = pathlib.Path(out_root) / spec.out_name
+  trials_path = out_dir / store.TRIALS_NAME
+  if not trials_path.exists():
+    from ltbench.errors import SpecError
+    raise SpecError(f"{trials_path} does not exist: no trial of {spec.out_name} has finished "
+                    "yet (or the flags select another folder; `ltbench diff` lists the "
+                    "folders of a spec)")
+  return _run_locked(spec, list(spec.seeds), spec.rows, data_dir, pathlib.Path(out_root),
+                     out_dir, TrialStore(trials_path), download, allow_modified_data,
+                     train_rows=False)
+
+
 def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store, download,
-                allow_modified_data):
+                allow_modified_data, train_rows=True):
   t_load = time.time()
   bundle = load_spec_bundle(spec, data_dir, download, allow_modified_data)
   print(f"[ltbench] {spec.out_name}: {bundle.summary()} (loaded in {time.time() - t_load:.1f}s)",
@@ -544,7 +562,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
     return done, [s for s in pending if s not in reused]
 
   shared = set()  # rows already trained with an earlier row of the same training key
-  for r_idx, row in enumerate(selected, 1):
+  for r_idx, row in enumerate(selected if train_rows else (), 1):
     if row.name in shared:
       continue
     key = keys[row.name]
@@ -589,6 +607,12 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
     print(f"[ltbench] ignoring {stale} trial(s) in {trials_store.path} run with another "
           "configuration", file=sys.stderr)
   current = [t for t in trials if keys.get(t["row"]) == t["config"]]
+  if not train_rows:
+    missing = [r.name for r in spec.rows
+               if not any(t["row"] == r.name and t["status"] == "ok" for t in current)]
+    print(f"[ltbench] report only (nothing trained): {len(spec.rows) - len(missing)} of "
+          f"{len(spec.rows)} rows have finished trials"
+          + (f"; none yet for {', '.join(missing)}" if missing else ""), file=sys.stderr)
   table = report.build_table(spec, current)
   modified = bool(bundle.meta.get("data_modified"))
   meta = {**env, "spec": spec.id, "dataset": spec.dataset, "bundle_summary": bundle.summary(),
