@@ -74,7 +74,7 @@ def load(data_dir, small):
 class Program:
   """One method's jitted, seed-vmapped epoch function over `steps` steps, with its state."""
 
-  def __init__(self, seq_data, data, variant, seeds, steps, batch):
+  def __init__(self, seq_data, data, variant, seeds, steps, batch, length_strata=1):
     import jax
     import jax.numpy as jnp
 
@@ -83,7 +83,8 @@ class Program:
     from ltbench.methods import idw
     from reproductions.idw.common import MODEL, TRAIN
     cfg = dataclasses.replace(TRAIN, batch_size=batch)
-    self.method = methods.build(variant, seq_data, MODEL, cfg, name=variant)
+    model = dataclasses.replace(MODEL, length_strata=length_strata)
+    self.method = methods.build(variant, seq_data, model, cfg, name=variant)
     self.data, self.jnp = data, jnp
     self.keys_S = jnp.stack([jax.random.PRNGKey(s) for s in range(seeds)])
     params_S = jax.tree.map(lambda *x: jnp.stack(x),
@@ -115,6 +116,9 @@ def main(argv=None):
   p.add_argument("--batch", type=int, default=1024)
   p.add_argument("--small", action="store_true",
                  help="tiny synthetic data, batch 128, 1 seed, 1 round (a smoke run)")
+  p.add_argument("--length-strata", type=int, default=3,
+                 help="also time each variant with training batches stratified by input "
+                      "length into this many strata (SeqModelConfig.length_strata; 1: skip)")
   p.add_argument("--no-record", action="store_true")
   p.add_argument("--out", default="results/benchmarks")
   args = p.parse_args(argv)
@@ -138,6 +142,10 @@ def main(argv=None):
   results: dict = {}
   for seeds in sorted({1, args.seeds}):
     programs = {v: Program(seq_data, data, v, seeds, steps, args.batch) for v in VARIANTS}
+    if args.length_strata > 1:
+      programs.update({f"{v}+strata{args.length_strata}": Program(
+          seq_data, data, v, seeds, steps, args.batch, args.length_strata) for v in VARIANTS})
+    variants = tuple(programs)
     for v, prog in programs.items():
       print(f"[bench] {v} x{seeds}: compiled in {prog.compile_s:.1f} s", file=sys.stderr,
             flush=True)
@@ -151,19 +159,19 @@ def main(argv=None):
     t0 = time.perf_counter()
     sleep_call()
     sleep_compile_s = time.perf_counter() - t0
-    calls = {v: [] for v in (*VARIANTS, "sleep")}
+    calls = {v: [] for v in (*variants, "sleep")}
     for _ in range(args.rounds):  # interleaved: a load spike hits every variant alike
-      for v in VARIANTS:
+      for v in variants:
         calls[v].append(train_step.best_of(programs[v].call, 1))
       calls["sleep"].append(train_step.best_of(sleep_call, 1))
     res = {}
-    for v in VARIANTS:
+    for v in variants:
       call_s = min(calls[v])
       res[v] = {"compile_s": round(programs[v].compile_s, 2), "call_s": round(call_s, 4),
                 "step_ms": round(1e3 * call_s / steps, 3),
                 "seed_steps_per_s": round(steps * seeds / call_s, 2),
                 "epoch_s": round(steps_per_epoch * call_s / steps, 3)}
-      print(f"[bench] {v:8s} x{seeds}: {res[v]['seed_steps_per_s']:9.2f} seed-steps/s "
+      print(f"[bench] {v:16s} x{seeds}: {res[v]['seed_steps_per_s']:9.2f} seed-steps/s "
             f"(step {res[v]['step_ms']} ms, epoch ~{res[v]['epoch_s']} s)", file=sys.stderr)
     sleep_s = min(calls["sleep"])
     res["sleep"] = {"compile_s": round(sleep_compile_s, 2), "wall_s": round(sleep_s, 4),

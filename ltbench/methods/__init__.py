@@ -162,6 +162,9 @@ def _sequential(num_interests: int, sur: bool = False, idw_method: bool = False,
     if sur and num_interests != 1:
       raise ValueError(f"SUR has one user vector, got num_interests={num_interests}; use mur")
     model_cfg = dataclasses.replace(model_cfg, num_interests=num_interests)
+    if model_cfg.length_strata > 1:
+      options["strata"] = sequential.length_strata(bundle.train_pos_E, model_cfg.length_strata,
+                                                   bundle.items_SxL.shape[1] - 1)
     if idw_method:
       weighting = options.pop("weighting", "mass")
       schedule = idw.IDWConfig(**{f.name: options.pop(f.name)

@@ -41,6 +41,12 @@ class SeqModelConfig:
   item_sizes: tuple[int, ...] = (16, 16)  # item-tower Dense sizes (§4.4)
   dropout: float = 0.0  # attention and item-MLP dropout (paper silent; official Amazon: 0.2)
   positional: bool = False  # sine position codes in the user tower (official default: off)
+  # Training batches stratified by input length into this many strata of near-equal size,
+  # each batch taking every stratum's share and running it at the stratum's own window
+  # width (`length_strata`): the same function of the same examples (padded slots never
+  # reach a user vector), a different stream of batches, ~1.4x faster on a CPU. 1 = uniform
+  # random batches over the full window.
+  length_strata: int = 1
 
   def model(self, num_items: int) -> SequentialModel:
     return SequentialModel(num_items, self.dim, self.num_layers, self.num_heads,
@@ -105,6 +111,35 @@ def _init_params(key, method, width):
                            jnp.zeros((1,), jnp.int32))
 
 
+def length_strata(pos_E, num_strata: int, width: int) -> tuple[tuple[int, int], ...]:
+  """(largest input length, example count) of each stratum when the training examples (target
+  positions `pos_E`; input length min(pos, width)) are cut at the quantiles of their input
+  length into at most `num_strata` strata of near-equal size (fewer when lengths repeat)."""
+  length_E = np.minimum(np.asarray(pos_E), width)
+  if num_strata <= 1 or length_E.size == 0:
+    return ((int(length_E.max(initial=width)), int(length_E.size)),)
+  cuts = np.quantile(length_E, np.arange(1, num_strata) / num_strata, method="higher")
+  highs = sorted({int(c) for c in cuts} | {int(length_E.max())})
+  out, low = [], 0
+  for high in highs:
+    count = int(np.count_nonzero((length_E > low) & (length_E <= high)))
+    if count:
+      out.append((high, count))
+    low = high
+  return tuple(out)
+
+
+def stratum_counts(sizes, batch_size: int) -> list[int]:
+  """Examples a batch takes from each stratum: batch_size split in proportion to the strata's
+  sizes (largest remainder), summing to batch_size."""
+  total = sum(sizes)
+  exact = [batch_size * s / total for s in sizes]
+  counts = [int(e) for e in exact]
+  for i in sorted(range(len(sizes)), key=lambda i: counts[i] - exact[i])[:batch_size - sum(counts)]:
+    counts[i] += 1
+  return counts
+
+
 @dataclasses.dataclass(frozen=True)
 class SequentialTwoTower:
   """A `train.Method` on SequenceData.device_arrays(): SUR (num_interests = 1) or MUR."""
@@ -120,8 +155,14 @@ class SequentialTwoTower:
   item_norm: ItemNorm = "none"  # "train": unit item vectors in training and serving (Item
   # Norm); "post_hoc": v / ‖v‖^tau at serving only (Item Norm (Post-hoc))
   tau: float = 1.0  # τ of the post-hoc normalisation
+  # (largest input length, example count) per stratum when model_cfg.length_strata > 1
+  # (`length_strata`, from the training examples at build time); () = uniform batches.
+  strata: tuple[tuple[int, int], ...] = ()
 
   def __post_init__(self):
+    if self.strata and self.model_cfg.positional:
+      raise ValueError("length_strata > 1 runs short windows whose slots sit at other "
+                       "positions; it cannot be combined with positional codes")
     if not self.temperature > 0:
       raise ValueError(f"temperature must be positive, got {self.temperature}")
     if self.objective not in OBJECTIVES:
@@ -152,19 +193,57 @@ class SequentialTwoTower:
     return _init_params(key, self, data["items_SxL"].shape[1] - 1)
 
   def sample(self, key, data, epoch, num_steps, batch_size):
-    return permutation_batches(key, data["train_row_E"].shape[0], num_steps, batch_size)
+    """[num_steps, batch_size] example indices: a random permutation cut into batches, or
+    with strata, each batch's columns taken stratum by stratum (a permutation of each
+    stratum, tiled if the epoch needs more of it than it holds)."""
+    if not self.strata:
+      return permutation_batches(key, data["train_row_E"].shape[0], num_steps, batch_size)
+    width = data["items_SxL"].shape[1] - 1
+    length_E = jnp.minimum(data["train_pos_E"], width)
+    counts = stratum_counts([size for _, size in self.strata], batch_size)
+    columns, low = [], 0
+    for k, ((high, size), count) in enumerate(zip(self.strata, counts)):
+      (idx,) = jnp.nonzero((length_E > low) & (length_E <= high), size=size)
+      perm = idx[jax.random.permutation(jax.random.fold_in(key, k), size)]
+      need = num_steps * count
+      if need > size:
+        perm = jnp.tile(perm, -(-need // size))
+      columns.append(perm[:need].reshape(num_steps, count))
+      low = high
+    return jnp.concatenate(columns, axis=1)
 
   def apply(self, params, inputs_BxW, mask_BxW, item_N, key=None):
     """(user_BxMxD, item_NxD); dropout iff key."""
     rngs = {"dropout": key} if key is not None else {}
     return self.model.apply(params, inputs_BxW, mask_BxW, item_N, key is None, rngs=rngs)
 
+  def apply_strata(self, params, inputs_BxW, mask_BxW, item_N, key=None):
+    """`apply` for a batch laid out stratum by stratum: the user tower runs on each
+    stratum's columns over the last `largest input length` slots only (right-aligned, so
+    they hold the whole input), with its own dropout key."""
+    counts = stratum_counts([size for _, size in self.strata], inputs_BxW.shape[0])
+    model, width = self.model, inputs_BxW.shape[1]
+    users, start = [], 0
+    for k, ((high, _), count) in enumerate(zip(self.strata, counts)):
+      rows = slice(start, start + count)
+      rngs = {"dropout": jax.random.fold_in(key, k)} if key is not None else {}
+      users.append(model.apply(params, inputs_BxW[rows, width - high:],
+                               mask_BxW[rows, width - high:], key is None, rngs=rngs,
+                               method=model.users))
+      start += count
+    rngs = {"dropout": jax.random.fold_in(key, len(counts))} if key is not None else {}
+    item_NxD = model.apply(params, item_N, key is None, rngs=rngs, method=model.items)
+    return jnp.concatenate(users, axis=0), item_NxD
+
   def loss(self, params, batch_idx_B, data, key, epoch, weights_B=None):
     row_B = data["train_row_E"][batch_idx_B]
     pos_B = data["train_pos_E"][batch_idx_B]
     inputs_BxW, mask_BxW = example_inputs(data["items_SxL"], row_B, pos_B)
     target_B = data["items_SxL"][row_B, pos_B]
-    user_BxMxD, item_BxD = self.apply(params, inputs_BxW, mask_BxW, target_B, key)
+    if self.strata:  # the batch is stratum by stratum (`sample`): each at its own width
+      user_BxMxD, item_BxD = self.apply_strata(params, inputs_BxW, mask_BxW, target_B, key)
+    else:
+      user_BxMxD, item_BxD = self.apply(params, inputs_BxW, mask_BxW, target_B, key)
     if self.item_norm == "train":
       item_BxD = losses.tau_normalize(item_BxD, 1.0)
     logits_BxB = in_batch_logits(user_BxMxD, item_BxD, target_B, sampler_log_q("natural", data),
