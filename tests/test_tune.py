@@ -47,6 +47,17 @@ def test_grid_points_are_the_product_in_order():
     tune.grid_points(row, ["dropout"])
 
 
+def test_grid_edges_flag_a_choice_at_either_end_of_an_ordered_grid():
+  row = Row("X", "mirec", {}, grid={"lambda_c": (0.1, 0.3, 1.0), "lambda_p": (0.1, 0.5, 0.9),
+                                    "n": (1, 2), "kind": ("a", "b", "c")})
+  params = ["lambda_c", "lambda_p", "n", "kind"]
+  edges = tune.grid_edges(row, params, {"lambda_c": 0.1, "lambda_p": 0.9, "n": 2, "kind": "c"})
+  assert len(edges) == 2  # two-value and non-numeric grids have no inside to compare with
+  assert edges[0].startswith("lambda_c = 0.1 is the smallest") and "largest" in edges[1]
+  assert tune.grid_edges(row, params, {"lambda_c": 0.3, "lambda_p": 0.5, "n": 1,
+                                       "kind": "a"}) == []
+
+
 def test_row_params_override_train_and_model_fields():
   spec = get_spec("cdn/table2")
   row = Row("X", "cdn", {"gamma": 3.0, "learning_rate": 0.01, "dropout": 0.5})

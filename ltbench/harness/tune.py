@@ -83,6 +83,22 @@ def choose(trials: list[dict], candidates: dict[str, dict[str, Any]], cell: str
   return best, scores
 
 
+def grid_edges(row: Row, params: list[str], point: dict[str, Any]) -> list[str]:
+  """For each parameter of `point` at the smallest or largest value of an ordered grid of at
+  least three values, a line saying so: the optimum may lie outside the searched range."""
+  lines = []
+  for p in params:
+    values = row.grid[p]
+    if len(values) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                  for v in values):
+      continue
+    if point[p] in (min(values), max(values)):
+      side = "smallest" if point[p] == min(values) else "largest"
+      lines.append(f"{p} = {point[p]:g} is the {side} value of its grid "
+                   f"({', '.join(f'{v:g}' for v in values)}): the optimum may lie beyond it")
+  return lines
+
+
 def run_tune(spec: TableSpec, rows: list[str] | None, params: list[str],
              seeds: list[int] | None = None, data_dir: str | None = None,
              out_root: str | os.PathLike = "results", download: bool = True,
@@ -115,9 +131,12 @@ def _tune_locked(spec, tspec, rows, params, seeds, data_dir, out_root, download,
   for row in tuned_rows(spec, rows, params):
     cands = {point_name(row, p): p for p in grid_points(row, params)}
     best, scores = choose(trials, cands, spec.select_cell)
-    selection["rows"][row.name] = {"chosen": cands[best] if best else None, "scores": scores}
-    lines += [f"## {row.name}: " + (f"chosen {best}" if best else "no finished trials"), "",
-              f"| grid point | valid {spec.select_cell} | SE | seeds |", "|---|---|---|---|"]
+    edges = grid_edges(row, params, cands[best]) if best else []
+    selection["rows"][row.name] = {"chosen": cands[best] if best else None, "scores": scores,
+                                   "grid_edges": edges}
+    lines += [f"## {row.name}: " + (f"chosen {best}" if best else "no finished trials"), ""]
+    lines += [f"**On the grid's edge**: {e}." for e in edges] + ([""] if edges else [])
+    lines += [f"| grid point | valid {spec.select_cell} | SE | seeds |", "|---|---|---|---|"]
     for name, s in scores.items():
       mean = f"{s['mean']:.2f}" if s["mean"] is not None else "–"
       se = f"{s['se']:.2f}" if s["se"] is not None else "–"

@@ -36,7 +36,8 @@ from ltbench.harness import figures
 from ltbench.harness.report import summarise
 from ltbench.harness.spec import Claim, ClaimResult, TableSpec
 from reproductions.mirec import table4
-from reproductions.mirec.common import CELLS, MODEL, NOTES, PAPER_CITATION, TRAIN, quick_variant
+from reproductions.mirec.common import (CELLS, MODEL, NOTES, PAPER_CITATION, PER_DATASET, TRAIN,
+                                        quick_variant)
 
 ROW_NAMES = ("Head2Tail", "Tail2Head", "MIRec")
 ROWS = tuple(r for r in table4.rows() if r.name in ROW_NAMES)
@@ -175,4 +176,5 @@ def get_spec() -> TableSpec:
       paper=f"{PAPER_CITATION}, Figure 5", dataset="ml-1m", cells=CELLS, rows=ROWS,
       seeds=(0, 1, 2, 3, 4), train=TRAIN, model=MODEL, claims=CLAIMS,
       notes=FIGURE_NOTES + NOTES, figure=figure, record_slice_losses=True,
-      select_cell="overall/NDCG@10", quick=lambda: quick_variant(get_spec()))
+      select_cell="overall/NDCG@10", per_dataset=PER_DATASET,
+      quick=lambda: quick_variant(get_spec()))

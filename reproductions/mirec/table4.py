@@ -16,7 +16,8 @@ from __future__ import annotations
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
 from reproductions.mirec.common import (CELLS, CURRICULUM_GRID, MIREC_GRID, ML1M, MODEL, NOTES,
-                                        PAPER_CITATION, TRAIN, grid, quick_variant)
+                                        PAPER_CITATION, PER_DATASET, TRAIN, grid,
+                                        quick_variant)
 
 
 def rows(paper_values=ML1M, softmax: dict | None = None):
@@ -91,4 +92,5 @@ def get_spec() -> TableSpec:
       title="MIRec vs baselines on MovieLens-1M (HR@10, NDCG@10; overall / head / tail)",
       paper=f"{PAPER_CITATION}, Table 4", dataset="ml-1m", cells=CELLS, rows=rows(),
       seeds=(0, 1, 2, 3, 4), train=TRAIN, model=MODEL, claims=claims(), notes=NOTES,
-      select_cell="overall/NDCG@10", quick=lambda: quick_variant(get_spec()))
+      select_cell="overall/NDCG@10", per_dataset=PER_DATASET,
+      quick=lambda: quick_variant(get_spec()))

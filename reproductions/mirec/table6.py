@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from reproductions.mirec.common import (CELLS, LAMBDA_P_GRID, MIREC_GRID, ML1M, MODEL,
-                                        NOLOGQ_GRID, NOTES, PAPER_CITATION, TRAIN, grid,
+from reproductions.mirec.common import (CELLS, LAMBDA_P_GRID, MIREC_GRID, ML1M, MODEL, NOLOGQ_GRID,
+                                        NOTES, PAPER_CITATION, PER_DATASET, TRAIN, grid,
                                         quick_variant)
 
 MIREC = {"lambda_c": 1.0, "lam": 0.1, "lambda_p": 0.5}
@@ -63,4 +63,5 @@ def get_spec() -> TableSpec:
       title="MIRec ablation on MovieLens-1M (HR@10, NDCG@10; overall / head / tail)",
       paper=f"{PAPER_CITATION}, Table 6", dataset="ml-1m", cells=CELLS, rows=ROWS,
       seeds=(0, 1, 2, 3, 4), train=TRAIN, model=MODEL, claims=CLAIMS, notes=NOTES,
-      select_cell="overall/NDCG@10", quick=lambda: quick_variant(get_spec()))
+      select_cell="overall/NDCG@10", per_dataset=PER_DATASET,
+      quick=lambda: quick_variant(get_spec()))
