@@ -12,7 +12,7 @@ from ltbench.data import registry
 from ltbench.data.sequences import PAD, example_inputs
 from ltbench.methods import sequential
 from ltbench.methods.baselines import sampler_log_q
-from ltbench.models.sequential import max_over_m
+from ltbench.models.sequential import max_over_m, max_over_m_reference
 
 TINY = sequential.SeqModelConfig(dim=8, num_layers=1, num_heads=2, item_sizes=(8, 8))
 
@@ -52,6 +52,32 @@ def test_max_over_m_scores():
   # M = 1 is the plain dot product (SUR).
   np.testing.assert_allclose(np.asarray(max_over_m(user_BxMxD[:, :1], item_CxD)),
                              user_BxMxD[:, 0] @ item_CxD.T, rtol=1e-6)
+
+
+@pytest.mark.parametrize("num_m", [1, 3])
+def test_max_over_m_gradients_match_autodiff_of_the_einsum_form(num_m):
+  rng = np.random.default_rng(2)
+  user_BxMxD = rng.normal(size=(6, num_m, 4)).astype(np.float32)
+  user_BxMxD[0, 1 % num_m] = user_BxMxD[0, 0]  # an exact tie: the gradient is split evenly
+  item_CxD = rng.normal(size=(5, 4)).astype(np.float32)
+  w_BxC = jnp.asarray(rng.normal(size=(6, 5)).astype(np.float32))
+
+  def objective(fn):
+    return lambda u, v: jnp.sum(jnp.tanh(fn(u, v)) * w_BxC)
+
+  got = jax.grad(objective(max_over_m), (0, 1))(user_BxMxD, item_CxD)
+  want = jax.grad(objective(max_over_m_reference), (0, 1))(user_BxMxD, item_CxD)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
+  if num_m > 1:  # the tied row's two vectors got the same half
+    np.testing.assert_allclose(np.asarray(got[0][0, 0]), np.asarray(got[0][0, 1]), rtol=1e-6)
+  # Under vmap over seeds (the training step's layout) as well.
+  batched = jax.vmap(jax.grad(objective(max_over_m), (0, 1)))(
+      np.stack([user_BxMxD, -user_BxMxD]), np.stack([item_CxD, item_CxD]))
+  ref = jax.vmap(jax.grad(objective(max_over_m_reference), (0, 1)))(
+      np.stack([user_BxMxD, -user_BxMxD]), np.stack([item_CxD, item_CxD]))
+  for g, w in zip(batched, ref):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
 
 
 def test_rank_sampled_max_over_m_against_numpy():

@@ -17,6 +17,7 @@ Where the paper is silent the layout follows the official code; see docs/decisio
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -38,9 +39,52 @@ def _uniform(scale):
   return init
 
 
-def max_over_m(user_BxMxD, item_CxD):
-  """Scores of B users (M vectors each) against C items: max_m u_bm · v_c, [B, C]."""
+def max_over_m_reference(user_BxMxD, item_CxD):
+  """`max_over_m` written as one einsum and `jnp.max` (its autodiff is the reference)."""
   return jnp.max(jnp.einsum("bmd,cd->bmc", user_BxMxD, item_CxD), axis=1)
+
+
+@jax.custom_vjp
+def max_over_m(user_BxMxD, item_CxD):
+  """Scores of B users (M vectors each) against C items: max_m u_bm · v_c, [B, C].
+
+  Same values and gradients as `max_over_m_reference` (including jnp.max's rule for ties:
+  the gradient is split evenly among the maximising m), computed as M [B, d] @ [d, C]
+  products with a running maximum, and a backward pass of 2M masked products. Autodiff of
+  the einsum form moves a [B, M, C] tensor through transposes that took ~30 % of an MUR
+  training step on a CPU (M = 5, batch 1024)."""
+  return _max_over_m_fwd(user_BxMxD, item_CxD)[0]
+
+
+# Reductions over the M axis are written as chains of elementwise ops over [B, C] slices:
+# XLA:CPU fuses those into one loop, where its reduce and broadcast forms (and transposes of
+# [B, C] gradients) took tens of ms per step.
+def _max_over_m_fwd(user_BxMxD, item_CxD):
+  num_m = user_BxMxD.shape[1]
+  score = [user_BxMxD[:, m] @ item_CxD.T for m in range(num_m)]
+  best_BxC = functools.reduce(jnp.maximum, score)
+  if num_m == 1:
+    return best_BxC, (user_BxMxD, item_CxD, None)
+  return best_BxC, (user_BxMxD, item_CxD, tuple(s_BxC == best_BxC for s_BxC in score))
+
+
+def _max_over_m_bwd(res, g_BxC):
+  user_BxMxD, item_CxD, is_max = res
+  num_b, num_m, dim = user_BxMxD.shape
+  if is_max is None:  # M = 1: a plain product
+    g_NxC, user_NxD = g_BxC, user_BxMxD[:, 0]
+  else:
+    count_BxC = functools.reduce(jnp.add, (x.astype(g_BxC.dtype) for x in is_max))
+    share_BxC = g_BxC / count_BxC
+    g_NxC = jnp.concatenate([jnp.where(x, share_BxC, 0) for x in is_max])
+    user_NxD = jnp.swapaxes(user_BxMxD, 0, 1).reshape(num_m * num_b, dim)
+  d_user_MxBxD = (g_NxC @ item_CxD).reshape(num_m, num_b, dim)
+  # Gᵀ U as one product contracting the rows of both, with no transposed copy of G.
+  d_item_CxD = jax.lax.dot_general(g_NxC, user_NxD, (((0,), (0,)), ((), ())))
+  return jnp.swapaxes(d_user_MxBxD, 0, 1), d_item_CxD
+
+
+max_over_m.defvjp(_max_over_m_fwd, _max_over_m_bwd)
 
 
 def sinusoid_positions(length: int, dim: int) -> jnp.ndarray:
