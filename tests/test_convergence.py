@@ -70,3 +70,19 @@ def test_paper_row_n_is_five_only_where_the_paper_prints_standard_errors(spec_id
   text = report.markdown(report.build_table(spec, [t]), {})
   paper_line = next(l for l in text.splitlines() if re.match(r"\|\s*\|\s*paper\s*\|", l))
   assert re.match(rf"\|\s*\|\s*paper\s*\|\s*{paper_n}\s*\|", paper_line), paper_line
+
+
+def test_not_worse_is_level_or_better_within_two_standard_errors():
+  a, b, cell = SPEC.rows[0].name, SPEC.rows[1].name, SPEC.cells[0]
+
+  def table(values_a, values_b):
+    trials = [{**trial(row, s, []), "test": {cell: v}} for row, vals in ((a, values_a),
+                                                                         (b, values_b))
+              for s, v in enumerate(vals)]
+    return report.build_table(SPEC, trials)
+
+  check = report.not_worse(a, b, [cell])
+  assert check(table([9.9, 10.1, 10.0], [10.2, 10.0, 10.4])).holds  # a little below: level
+  assert check(table([11.0, 11.2, 11.1], [10.0, 10.1, 10.2])).holds  # above
+  assert check(table([8.0, 8.1, 8.2], [10.0, 10.1, 10.2])).holds is False  # z ≈ -24
+  assert report.not_worse(a, "absent", [cell])(table([1.0], [1.0])).holds is None

@@ -92,6 +92,21 @@ def worse(row_a, row_b, cells):
   return lambda table: compare(table, row_a, row_b, cells, "<")
 
 
+def not_worse(row_a, row_b, cells, z_floor: float = -2.0):
+  """row_a is not significantly below row_b on any cell (z > z_floor): "level or better"."""
+  def check(table):
+    parts, holds = [], True
+    for c in cells:
+      a, b = table.get(row_a, c), table.get(row_b, c)
+      if a is None or b is None or not a.n or not b.n:
+        return ClaimResult(None, f"needs rows {row_a!r} and {row_b!r}")
+      z = z_score(a, b.mean, b.se if np.isfinite(b.se) else None)
+      holds &= z > z_floor
+      parts.append(f"{c}: {a.mean:.2f} vs {b.mean:.2f} (z {z:+.1f}; level = z > {z_floor:g})")
+    return ClaimResult(holds, "; ".join(parts))
+  return check
+
+
 def all_of(*checks):
   def check(table):
     results = [c(table) for c in checks]

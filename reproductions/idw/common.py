@@ -92,21 +92,6 @@ def best_overall(row: str, cells) -> Claim:
   return Claim(f"{row} is best overall ({', '.join(cells)})", check)
 
 
-def not_worse(row_a: str, row_b: str, cells, z_floor: float = -2.0) -> ClaimResult:
-  """row_a is not significantly below row_b on any cell (z > z_floor)."""
-  def check(table):
-    parts, holds = [], True
-    for c in cells:
-      a, b = table.get(row_a, c), table.get(row_b, c)
-      if a is None or b is None or not a.n or not b.n:
-        return ClaimResult(None, f"needs {row_a} and {row_b}")
-      z = report.z_score(a, b.mean, b.se)
-      holds &= z > z_floor
-      parts.append(f"{c}: {a.mean:.2f} vs {b.mean:.2f} (z {z:+.1f})")
-    return ClaimResult(holds, "; ".join(parts))
-  return check
-
-
 NOTES = (
     "Sequences (§4.1): each user's time-ordered history cut into disjoint sequences of at most "
     "30 items; in each, the last item is the test target, the second last the validation "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, DatasetSettings, TableSpec
 from reproductions.idw.common import (MODEL, NOTES, PAPER_CITATION, SELECT, SEQUENCES, TRAIN,
-                                      best_overall, idw_quick, marginal, not_worse, paper, rows)
+                                      best_overall, idw_quick, marginal, paper, rows)
 
 CELLS = ("overall/HR@20", "overall/NDCG@20", "head/HR@20", "head/NDCG@20", "tail/HR@20",
          "tail/NDCG@20")
@@ -81,7 +81,7 @@ CLAIMS = (
     Claim("IDW improves tail NDCG@20 over MUR (Figure 5)",
           report.better("MUR-IDW", "MUR", ["tail/NDCG@20"])),
     Claim("IDW does not lose head NDCG@20 against MUR (Figure 5: better or comparable; "
-          "z > −2)", not_worse("MUR-IDW", "MUR", ["head/NDCG@20"])),
+          "z > −2)", report.not_worse("MUR-IDW", "MUR", ["head/NDCG@20"])),
 )
 
 

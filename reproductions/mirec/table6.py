@@ -48,8 +48,10 @@ CLAIMS = (
                           ("MIRec_M", "MIRec_C", "MIRec - LogQ", "Two-tower_2")))),
     Claim("MIRec_M (head-only meta-learning) is below MIRec on every cell",
           report.worse("MIRec_M", "MIRec", list(CELLS))),
-    Claim("MIRec_C is good on the tail but loses head HR@10 against MIRec",
-          report.worse("MIRec_C", "MIRec", ["head/HR@10"])),
+    Claim("MIRec_C is good on the tail but loses head HR@10 against MIRec: level or better "
+          "on tail HR and NDCG, below on head HR@10",
+          report.all_of(report.not_worse("MIRec_C", "MIRec", TAIL),
+                        report.worse("MIRec_C", "MIRec", ["head/HR@10"]))),
     Claim("Without logQ the tail drops: MIRec - LogQ below MIRec on tail HR and NDCG",
           report.worse("MIRec - LogQ", "MIRec", TAIL)),
     Claim("Two-tower_2 is below MIRec on the tail (HR and NDCG)",
