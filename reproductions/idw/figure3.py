@@ -9,8 +9,9 @@ exponent 0.5; 10,000 users of 20 items, the official generator's defaults). The 
 clusters, stored per trial as extras["item_silhouette"].
 
 Command (paper scale):  ltbench run idw/figure3
-Expected wall time: not measured; 15 rows on 10,000 synthetic users, each a few minutes on a
-2-core CPU (d = 16, early stopping).
+Expected wall time: about 7 hours at 3 seeds on a 2-core CPU (estimate): one epoch of an
+MUR-IDW row on the 10,000 users takes about 40 s for 3 vmapped seeds (idw/figure4's run),
+and each of the 15 rows runs some 15-50 epochs (early stopping; MUR-IDW's wake rounds).
 Run locally:            ltbench run idw/figure3 --quick   (a ∈ {0, 1, 2}, 600 users)
 Writes figure3.png and figure3.csv beside the table.
 """
