@@ -7,6 +7,7 @@ import re
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from ltbench import cli, methods
@@ -181,18 +182,18 @@ def test_interrupted_row_resumes_from_its_orbax_checkpoint(tmp_path, monkeypatch
   spec = get_spec("cdn/table2").quick()
   spec = dataclasses.replace(spec, rows=spec.rows[:1], claims=(),
                              train=dataclasses.replace(spec.train, epochs=4, checkpoint_every=2))
-  save = runner.Checkpointer.maybe_save
+  save = runner.Checkpointer.save
 
-  def crash_after_epoch_2(self, epoch, state, last):
-    save(self, epoch, state, last)
+  def crash_after_epoch_2(self, epoch, tree, host):
+    save(self, epoch, tree, host)
     if epoch == 1:
       raise KeyboardInterrupt
 
-  monkeypatch.setattr(runner.Checkpointer, "maybe_save", crash_after_epoch_2)
+  monkeypatch.setattr(runner.Checkpointer, "save", crash_after_epoch_2)
   with pytest.raises(KeyboardInterrupt):
     runner.run_spec(spec, seeds=[0], out_root=tmp_path)
   assert list((tmp_path / "cdn" / "table2-quick" / "ckpt").iterdir())
-  monkeypatch.setattr(runner.Checkpointer, "maybe_save", save)
+  monkeypatch.setattr(runner.Checkpointer, "save", save)
   capsys.readouterr()
   table, out_dir = runner.run_spec(spec, seeds=[0], out_root=tmp_path)
   err = capsys.readouterr().err
@@ -200,3 +201,24 @@ def test_interrupted_row_resumes_from_its_orbax_checkpoint(tmp_path, monkeypatch
   assert "epoch   1/4" not in err and "epoch   3/4" in err
   assert table.seeds["Two-tower"] == [0]
   assert not (out_dir / "ckpt").exists() or not list((out_dir / "ckpt").iterdir())
+  # The resumed trial is the uninterrupted one: losses and curves before the resume too.
+  _, straight_dir = runner.run_spec(spec, seeds=[0], out_root=tmp_path / "straight")
+  a, b = (json.loads((d / "trials.jsonl").read_text()) for d in (straight_dir, out_dir))
+  assert a["loss_per_epoch"] == b["loss_per_epoch"] and None not in b["loss_per_epoch"]
+  assert a["valid_per_epoch"] == b["valid_per_epoch"]
+  assert a["test"] == pytest.approx(b["test"], rel=1e-5)
+
+
+def test_an_unreadable_checkpoint_is_ignored_not_fatal(tmp_path, capsys):
+  ckpt = runner.Checkpointer(tmp_path / "ckpt", every=1)
+  ckpt.save(0, {"w": np.zeros(3, np.float32)}, {"losses": np.zeros((1, 1))})
+  (tmp_path / "ckpt" / "host-0.npz").write_bytes(b"not a zip")
+  assert runner.Checkpointer(tmp_path / "ckpt", every=1).restore(
+      {"w": np.zeros(3, np.float32)}) is None
+  assert "ignoring the unreadable checkpoint" in capsys.readouterr().err
+  restored = runner.Checkpointer(tmp_path / "ckpt2", every=1)
+  restored.save(4, {"w": np.arange(3, dtype=np.float32)}, {"losses": np.ones((1, 5))})
+  tree, host, start = runner.Checkpointer(tmp_path / "ckpt2", every=1).restore(
+      {"w": np.zeros(3, np.float32)})
+  assert start == 5 and np.asarray(tree["w"]).tolist() == [0, 1, 2]
+  assert host["losses"].shape == (1, 5)

@@ -108,3 +108,44 @@ def test_config_keys_of_committed_cdn_rows_are_unchanged(tmp_path):
   keys = json.loads(run_file.read_text())["config_keys"]
   for row in spec.rows:
     assert runner.config_key(spec, row, bundle) == keys[row.name], row.name
+
+
+def test_interrupted_idw_row_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
+  """Killed mid-pre-training, then again after a wake round, a resumed IDW row ends with the
+  same trial (metrics, losses, curves, deltas, best epochs) as one run straight through."""
+  spec = get_spec("idw/table1").quick()
+  spec = dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r.name == "MUR-IDW"),
+                             claims=(), train=dataclasses.replace(spec.train, checkpoint_every=2))
+  straight = _trials(runner.run_spec(spec, out_root=tmp_path / "a")[1])
+  save = runner.Checkpointer.save
+
+  def crash_at(round_):
+    def crash(self, epoch, tree, host):
+      save(self, epoch, tree, host)
+      if int(host["idw.round"]) == round_:
+        raise KeyboardInterrupt
+    return crash
+
+  capsys.readouterr()
+  for round_ in (-1, 1):  # after 2 pre-training epochs; after the first wake round
+    monkeypatch.setattr(runner.Checkpointer, "save", crash_at(round_))
+    with pytest.raises(KeyboardInterrupt):
+      runner.run_spec(spec, out_root=tmp_path / "b")
+  assert "resuming MUR-IDW from its checkpoint after epoch 2 (pre-training)" in \
+      capsys.readouterr().err
+  monkeypatch.setattr(runner.Checkpointer, "save", save)
+  capsys.readouterr()
+  table, out_dir = runner.run_spec(spec, out_root=tmp_path / "b")
+  err = capsys.readouterr().err
+  assert "resuming MUR-IDW from its checkpoint after epoch" in err
+  assert "(after pre-training and 1 wake round(s))" in err
+  assert not (out_dir / "ckpt").exists() or not list((out_dir / "ckpt").iterdir())
+  resumed = _trials(out_dir)
+  assert len(resumed) == len(straight) == 2
+  for a, b in zip(straight, resumed):
+    assert (a["row"], a["seed"]) == (b["row"], b["seed"])
+    np.testing.assert_allclose([a["test"][c] for c in sorted(a["test"])],
+                               [b["test"][c] for c in sorted(a["test"])], rtol=1e-5)
+    assert a["loss_per_epoch"] == b["loss_per_epoch"]
+    assert a["valid_per_epoch"] == b["valid_per_epoch"]
+    assert a["extras"] == b["extras"]

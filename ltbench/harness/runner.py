@@ -178,7 +178,10 @@ def training_key(spec: TableSpec, row: Row, bundle: Bundle) -> str | None:
 # -- checkpoints -------------------------------------------------------------------------
 
 class Checkpointer:
-  """orbax checkpoints of the vmapped train state of one row's pending seeds."""
+  """Checkpoints of one row's pending seeds: an orbax checkpoint of the vmapped device state
+  (a pytree: train state, early-stopping copy) and, beside it, the host-side progress of the
+  same epoch as numpy arrays (losses, validation curves, early-stopping counters), so a
+  resumed row ends exactly as an uninterrupted one would."""
 
   def __init__(self, directory: pathlib.Path, every: int):
     self.every = every
@@ -193,22 +196,48 @@ class Checkpointer:
           self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
     return self._manager
 
-  def restore(self, template: TrainState) -> tuple[TrainState, int] | None:
+  def _host_path(self, step: int) -> pathlib.Path:
+    return self.directory / f"host-{step}.npz"
+
+  def restore(self, template) -> tuple[Any, dict[str, np.ndarray], int] | None:
+    """(tree, host arrays, next epoch) of the latest checkpoint, or None when there is none
+    or it cannot be read (an older layout, a save cut short): the row then starts again."""
     if not self.every or not self.directory.exists():
       return None
     import orbax.checkpoint as ocp
     step = self.manager.latest_step()
     if step is None:
       return None
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    state = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    return state, step + 1
+    try:
+      with np.load(self._host_path(step)) as f:
+        host = {k: f[k] for k in f.files}
+      abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+      tree = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # noqa: BLE001 (orbax raises many kinds; none is worth a crash)
+      print(f"[ltbench]   ignoring the unreadable checkpoint {self.directory} "
+            f"({type(e).__name__}); the row starts again", file=sys.stderr)
+      return None
+    return tree, host, step + 1
 
-  def maybe_save(self, epoch: int, state: TrainState, last: bool) -> None:
-    if self.every and (epoch + 1) % self.every == 0 and not last:
-      import orbax.checkpoint as ocp
-      self.manager.save(epoch, args=ocp.args.StandardSave(state), force=True)
-      self.manager.wait_until_finished()
+  def due(self, epoch: int, last: bool) -> bool:
+    return bool(self.every) and (epoch + 1) % self.every == 0 and not last
+
+  def save(self, epoch: int, tree, host: dict[str, np.ndarray]) -> None:
+    """Saves `tree` (orbax) and `host` as the state after `epoch`; the host file is
+    written first and old ones removed after, so a restore always finds its pair."""
+    import orbax.checkpoint as ocp
+    latest = self.manager.latest_step()
+    if latest is not None and epoch <= latest:  # nothing new since (an empty phase)
+      return
+    self.directory.mkdir(parents=True, exist_ok=True)
+    tmp = self.directory / f".host-{epoch}.tmp.npz"
+    np.savez(tmp, **host)
+    os.replace(tmp, self._host_path(epoch))
+    self.manager.save(epoch, args=ocp.args.StandardSave(tree), force=True)
+    self.manager.wait_until_finished()
+    for old in self.directory.glob("host-*.npz"):
+      if old != self._host_path(epoch):
+        old.unlink(missing_ok=True)
 
   def clear(self) -> None:
     if self._manager is not None:
@@ -383,6 +412,20 @@ class ValidationCurves:
     for c in self.cells:
       self.values[c][:, epoch] = valid["valid"][c]
 
+  def host_state(self, prefix: str) -> dict[str, np.ndarray]:
+    """The curves so far as arrays for a checkpoint (`load_host_state` puts them back)."""
+    out = {f"{prefix}{c}": v for c, v in self.values.items()}
+    if self.slice_losses is not None:
+      out.update({f"{prefix}slice:{c}": v for c, v in self.slice_losses.values.items()})
+    return out
+
+  def load_host_state(self, host: dict[str, np.ndarray], prefix: str) -> None:
+    for c in self.values:
+      self.values[c][...] = host[f"{prefix}{c}"]
+    if self.slice_losses is not None:
+      for c in self.slice_losses.values:
+        self.slice_losses.values[c][...] = host[f"{prefix}slice:{c}"]
+
   def for_seed(self, s_idx: int, epochs: int | None = None) -> dict[str, list]:
     """The seed's curves over the first `epochs` epochs (all by default; fewer when a row
     stopped early)."""
@@ -428,6 +471,26 @@ class BestEpoch:
     best = self.params
     self.reset()
     return best
+
+  _COUNTERS = ("best_S", "stale_S", "epoch_S")
+
+  def host_state(self, num_seeds: int) -> dict[str, np.ndarray]:
+    """Everything but the parameter copy (`params`, saved with the device state) as arrays
+    for a checkpoint; `load_host_state` puts it back."""
+    out = {"best.epochs": (np.stack(self.epochs) if self.epochs
+                           else np.zeros((0, num_seeds), np.int64))}
+    if self.best_S is not None:
+      out.update({f"best.{k}": getattr(self, k) for k in self._COUNTERS})
+    return out
+
+  def load_host_state(self, host: dict[str, np.ndarray], params) -> None:
+    self.epochs = list(host["best.epochs"])
+    if "best.best_S" in host:
+      for k in self._COUNTERS:
+        setattr(self, k, host[f"best.{k}"])
+      self.params = params
+    else:
+      self.reset()
 
 
 def evaluate_split(method, params_S, data, bundle: Bundle, split: str, ks, chunk_size=1024
@@ -698,16 +761,8 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
   method = methods.build(row.method, bundle, model_cfg, train_cfg, name=row.name, **options)
   keys_S = jnp.stack([jax.random.PRNGKey(s) for s in pending])
   is_idw = isinstance(method, idw.IDWTwoTower)
-  every = 0 if is_idw else train_cfg.checkpoint_every  # IDW rows are short: no checkpoints
   ckpt = Checkpointer(out_dir / "ckpt" / f"{slug(row.name)}-{key}-s{'_'.join(map(str, pending))}",
-                      every)
-  state, start = None, 0
-  if ckpt.every and ckpt.directory.exists():
-    restored = ckpt.restore(init_state(method, keys_S, data, train_cfg.learning_rate))
-    if restored is not None:
-      state, start = restored
-      print(f"[ltbench]   resuming {row.name} from its checkpoint after epoch {start}",
-            file=sys.stderr)
+                      train_cfg.checkpoint_every)
   t0 = time.time()
   sched = method.schedule if is_idw else None
   max_epochs = ((train_cfg.epochs if sched.pretrain_epochs is None else sched.pretrain_epochs)
@@ -721,6 +776,45 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
     served.append((sib, sib_key, sib_method,
                    ValidationCurves(sib_method, data, bundle, spec, len(pending), max_epochs)))
   best = BestEpoch(spec.select_cell, train_cfg.patience) if train_cfg.patience else None
+  silhouettes, ends = [], []  # IDW: the item embeddings' MS at each phase end (Figure 4)
+
+  # A checkpoint: the device state and early-stopping copy (orbax), and beside them the
+  # losses, every served row's validation curves and the early-stopping counters.
+  def save_checkpoint(epoch, state, losses_SxE, progress=None):
+    tree = {"state": state, "best": state.params if best is None or best.params is None
+            else best.params}
+    host = {"losses": losses_SxE, **(best.host_state(len(pending)) if best else {})}
+    for i, (*_, row_curves) in enumerate(served):
+      host.update(row_curves.host_state(f"curves{i}."))
+    if progress is not None:
+      host.update(progress.host_state())
+    if silhouettes:
+      host.update({"silhouettes": np.stack(silhouettes), "silhouette_ends": np.asarray(ends)})
+    ckpt.save(epoch, tree, host)
+
+  state, start, resume, saved_losses = None, 0, None, None
+  restored = None
+  if ckpt.every and ckpt.directory.exists():
+    template = (idw.init_state(method, data, keys_S, train_cfg.learning_rate) if is_idw
+                else init_state(method, keys_S, data, train_cfg.learning_rate))
+    restored = ckpt.restore({"state": template, "best": template.params})
+  if restored is not None:
+    tree, host, start = restored
+    state, saved_losses = tree["state"], host["losses"]
+    for i, (*_, row_curves) in enumerate(served):
+      row_curves.load_host_state(host, f"curves{i}.")
+    if best is not None:
+      best.load_host_state(host, tree["best"])
+    if "silhouettes" in host:
+      silhouettes.extend(host["silhouettes"])
+      ends.extend(str(e) for e in host["silhouette_ends"])
+    where = ""
+    if is_idw:
+      resume = idw.IDWProgress.from_host(state, host)
+      where = (" (pre-training)" if resume.round < 0 else
+               f" (after pre-training and {resume.round} wake round(s))")
+    print(f"[ltbench]   resuming {row.name} from its checkpoint after epoch {start}{where}",
+          file=sys.stderr)
   ran = [start]  # epochs run so far (the curves' length)
 
   def record(epoch, params_S) -> bool:
@@ -734,8 +828,6 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
   extras: dict[str, Any] = {}
   clusters = getattr(bundle, "item_cluster", None)  # ground-truth interests (synthetic data)
   if is_idw:
-    silhouettes, ends = [], []  # the item embeddings' MS at each phase end (IDW Figure 4)
-
     def end_phase(state, phase):
       if best is not None:
         state = TrainState(best.finish(state.params), state.opt_state)
@@ -744,10 +836,17 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
         ends.append(phase)
       return state
 
+    def on_progress(progress):  # pre-training: every `checkpoint_every` epochs; else each
+      done = len(progress.phases)  # phase boundary (Algorithm 1 has no mid-round resume)
+      if progress.round >= 0 or ckpt.due(progress.pretrain_done - 1, False):
+        save_checkpoint(done - 1, progress.state, progress.host_state()["idw.losses"],
+                        progress)
+
     res = idw.run_idw(method, data, num_examples(bundle), keys_S, train_cfg, label=row.name,
                       on_epoch=lambda epoch, state, phase: record(epoch, state.params),
                       end_phase=end_phase if best is not None or clusters is not None
-                      else None)
+                      else None, resume=resume,
+                      on_progress=on_progress if ckpt.every else None)
     params_S, losses_S = res.params, res.losses
     failed = {int(s): f"{row.name}: loss became non-finite for seed {pending[s]}; this trial "
               "is marked failed (the others go on). Try a lower learning rate."
@@ -760,9 +859,15 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
       extras["item_silhouette_phases"] = np.broadcast_to(np.asarray(ends, object),
                                                          (len(pending), len(ends)))
   else:
-    def on_epoch(epoch, state, _):
+    losses_SxE = np.full((len(pending), train_cfg.epochs), np.nan)
+    if saved_losses is not None:
+      losses_SxE[:, :start] = saved_losses[:, :start]
+
+    def on_epoch(epoch, state, loss_S):
+      losses_SxE[:, epoch] = loss_S
       stop = record(epoch, state.params)
-      ckpt.maybe_save(epoch, state, epoch + 1 == train_cfg.epochs)
+      if not stop and ckpt.due(epoch, epoch + 1 == train_cfg.epochs):
+        save_checkpoint(epoch, state, losses_SxE)
       return stop
 
     result = train(method, data, num_examples(bundle), keys_S, train_cfg, label=row.name,
@@ -770,6 +875,7 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
                    progress=progress)
     params_S = result.params if best is None else best.finish(result.params)
     losses_S, failed = result.losses[:, :ran[0]], result.failed
+    losses_S[:, :start] = losses_SxE[:, :start]  # the epochs before a resume
   if best is not None and best.epochs:
     extras["best_epoch"] = np.stack(best.epochs, 1) + 1  # [S, phases], 1-based
   wall = (time.time() - t0) / len(pending)

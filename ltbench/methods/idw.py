@@ -361,8 +361,48 @@ class IDWResult:
   seconds: float
 
 
+@dataclasses.dataclass
+class IDWProgress:
+  """Algorithm 1 between two epochs, enough to resume it exactly (`run_idw(resume=...)`):
+  `round` is -1 while pre-training (`pretrain_done` epochs run so far), else the next
+  sleep/wake round t to run (0 right after pre-training)."""
+  state: train_lib.TrainState
+  losses: list[np.ndarray]  # [S] per epoch run, all phases in order
+  phases: list[str]  # the phase of each of those epochs
+  deltas: list[np.ndarray]  # [S] per sleep phase run
+  active: np.ndarray  # [S] seeds still in the sleep/wake loop
+  wake_rounds: np.ndarray  # [S]
+  round: int = -1
+  pretrain_done: int = 0
+
+  def host_state(self) -> dict[str, np.ndarray]:
+    """All but `state` as arrays (a checkpoint's host half; `from_host` inverts it)."""
+    num_seeds = self.active.shape[0]
+    return {"idw.losses": (np.stack(self.losses, 1) if self.losses
+                           else np.zeros((num_seeds, 0), np.float32)),
+            "idw.phases": np.asarray(self.phases, dtype=str),
+            "idw.deltas": (np.stack(self.deltas) if self.deltas
+                           else np.zeros((0, num_seeds), np.float32)),
+            "idw.active": self.active, "idw.wake_rounds": self.wake_rounds,
+            "idw.round": np.int64(self.round), "idw.pretrain_done": np.int64(self.pretrain_done)}
+
+  @classmethod
+  def from_host(cls, state: train_lib.TrainState, host: dict[str, np.ndarray]) -> IDWProgress:
+    return cls(state, list(host["idw.losses"].T), [str(p) for p in host["idw.phases"]],
+               list(host["idw.deltas"]), np.asarray(host["idw.active"], bool),
+               np.asarray(host["idw.wake_rounds"], np.int64), int(host["idw.round"]),
+               int(host["idw.pretrain_done"]))
+
+
 # One compiled call rather than a dozen eager ones (each compiles on first use).
 _adam_init = jax.jit(lambda params_S, lr: train_lib.opt_init(train_lib.ADAM, params_S, lr))
+
+
+def init_state(method: IDWTwoTower, data, keys_S, learning_rate: float) -> train_lib.TrainState:
+  """The S seeds' initial parameters and Adam state (also a checkpoint's restore template)."""
+  # The jitted single-seed init, stacked: a vmapped Flax init compiles ~3x slower.
+  params_S = jax.tree.map(lambda *x: jnp.stack(x), *(method.init(k, data) for k in keys_S))
+  return train_lib.TrainState(params_S, _adam_init(params_S, jnp.float32(learning_rate)))
 
 
 def keep_stopped(new, old, active_S):
@@ -374,7 +414,8 @@ def keep_stopped(new, old, active_S):
 
 def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib.TrainConfig,
             idw: IDWConfig | None = None, label: str = "idw", on_epoch=None,
-            end_phase=None) -> IDWResult:
+            end_phase=None, resume: IDWProgress | None = None,
+            on_progress=None) -> IDWResult:
   """Algorithm 1 for S seeds: pre-train (unweighted), then up to MAX_T rounds of sleep
   (new weights) and wake (weighted training), then user-tower calibration.
 
@@ -385,27 +426,36 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
   Adam. `cfg.epochs` is the pre-training budget unless `idw.pretrain_epochs` sets one; the
   other phases' epochs come from `idw` (default: the method's `schedule`).
 
-  Hooks for the table runner (early stopping on validation, curves): `on_epoch(epoch,
-  state, phase)` after each epoch, where returning True ends the phase early, and
-  `end_phase(state, phase) -> state` at the end of the pre-training, each wake and the
-  calibration phase (e.g. to put back each seed's best epoch).
+  Hooks for the table runner (early stopping on validation, curves, checkpoints):
+  `on_epoch(epoch, state, phase)` after each epoch, where returning True ends the phase
+  early; `end_phase(state, phase) -> state` at the end of the pre-training, each wake and
+  the calibration phase (e.g. to put back each seed's best epoch); `on_progress(progress)`
+  with an `IDWProgress` after each pre-training epoch that does not end the phase, at the
+  end of pre-training and after each wake round (the points a run can resume from:
+  `resume=progress` goes on from there exactly as the uninterrupted run would).
   """
   idw = method.schedule if idw is None else idw
   t0 = time.time()
   num_seeds = keys_S.shape[0]
   num_steps = train_lib.steps_per_epoch(num_examples, cfg.batch_size)
   hyper = train_lib.hyper_values(method, cfg.weight_decay)
-  # The jitted single-seed init, stacked: a vmapped Flax init compiles ~3x slower.
-  params_S = jax.tree.map(lambda *x: jnp.stack(x), *(method.init(k, data) for k in keys_S))
-  state = train_lib.TrainState(params_S, _adam_init(params_S, jnp.float32(cfg.learning_rate)))
-  losses_S, phases = [], []
+  if resume is None:
+    resume = IDWProgress(init_state(method, data, keys_S, cfg.learning_rate), [], [], [],
+                         np.ones(num_seeds, bool), np.zeros(num_seeds, np.int64))
+  state, losses_S, phases, deltas = resume.state, resume.losses, resume.phases, resume.deltas
+  active_S, wake_rounds_S = resume.active.copy(), resume.wake_rounds.copy()
+
+  def report_progress(state, round_, pretrain_done=0):
+    if on_progress is not None:
+      on_progress(IDWProgress(state, losses_S, phases, deltas, active_S.copy(),
+                              wake_rounds_S.copy(), round_, pretrain_done))
 
   def set_phase(state, phase):
     return train_lib.TrainState({**state.params, "phase": jnp.full((num_seeds,), phase, jnp.float32)},
                                 state.opt_state)
 
-  def run_epochs(fn, state, n, phase):
-    for _ in range(n):
+  def run_epochs(fn, state, n, phase, done=0, after_epoch=None):
+    for i in range(done, n):
       state, loss_S = fn(state, keys_S, data, jnp.int32(len(phases)), hyper)
       losses_S.append(np.asarray(loss_S))
       phases.append(phase)
@@ -414,17 +464,19 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
               f"  ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
       if on_epoch is not None and on_epoch(len(phases) - 1, state, phase) is True:
         break
+      if after_epoch is not None and i + 1 < n:
+        after_epoch(state, i + 1)
     return state if end_phase is None or not n else end_phase(state, phase)
 
   epoch_fn = train_lib.make_epoch_fn(method, train_lib.ADAM, num_steps, cfg.batch_size)
-  pretrain = cfg.epochs if idw.pretrain_epochs is None else idw.pretrain_epochs
-  state = run_epochs(epoch_fn, state, pretrain, "pretrain")
-  state = set_phase(state, WAKE)
+  if resume.round < 0:
+    pretrain = cfg.epochs if idw.pretrain_epochs is None else idw.pretrain_epochs
+    state = run_epochs(epoch_fn, state, pretrain, "pretrain", resume.pretrain_done,
+                       lambda state, done: report_progress(state, -1, done))
+    state = set_phase(state, WAKE)
+    report_progress(state, 0)
   sleep = sleep_fn(method)
-  active_S = np.ones(num_seeds, bool)
-  wake_rounds_S = np.zeros(num_seeds, np.int64)
-  deltas = []
-  for t in range(idw.max_iterations):
+  for t in range(max(resume.round, 0), idw.max_iterations):
     params, delta_S = sleep(state.params, data, jnp.float32(idw.momentum))  # Algorithm 2
     state = train_lib.TrainState(params, state.opt_state)
     deltas.append(np.asarray(delta_S))
@@ -436,6 +488,8 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
     if kept is not None:
       state = keep_stopped(state, kept, active_S)
     wake_rounds_S += active_S
+    if t + 1 < idw.max_iterations:
+      report_progress(state, t + 1)
   phi_star = jax.tree.map(np.array, state.params["model"]["params"]["item_tower"])
   lr = cfg.learning_rate if idw.calibration_lr is None else idw.calibration_lr
   state = set_phase(state, CALIBRATE)
