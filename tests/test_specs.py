@@ -84,3 +84,11 @@ def test_per_dataset_settings_apply_only_on_that_data_set():
   assert other.row("CDN").note.endswith("(for ml-100k: gamma = 2.0)")
   assert own.row("CDN").note == base.row("CDN").note
   assert other.row("LogQ").note == base.row("LogQ").note
+
+
+def test_per_dataset_note_without_settings_has_no_empty_list():
+  from ltbench.harness.spec import for_dataset
+  import reproductions
+  notes = for_dataset(reproductions.get_spec("idw/table1"), "ml-100k").notes
+  assert notes[0].startswith("The paper reports nothing on this data set")
+  assert not any("Settings for ml-100k: ." in n for n in notes)

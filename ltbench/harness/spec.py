@@ -211,6 +211,7 @@ def for_dataset(spec: TableSpec, dataset: str) -> TableSpec:
 
   rows = tuple(replaced(r) for r in spec.rows)
   values = ", ".join(f"{k} = {v}" for k, v in {**settings.train, **settings.options}.items())
-  note = f"Settings for {dataset}: {values}. {settings.note}".strip()
+  note = (f"Settings for {dataset}: {values}. " if values else "") + settings.note
+  note = note.strip() or f"Settings for {dataset}: the spec's own."
   return dataclasses.replace(spec, train=dataclasses.replace(spec.train, **settings.train),
                              rows=rows, notes=(note,) + spec.notes)
