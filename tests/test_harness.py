@@ -222,3 +222,13 @@ def test_an_unreadable_checkpoint_is_ignored_not_fatal(tmp_path, capsys):
       {"w": np.zeros(3, np.float32)})
   assert start == 5 and np.asarray(tree["w"]).tolist() == [0, 1, 2]
   assert host["losses"].shape == (1, 5)
+
+
+def test_git_commit_falls_back_to_the_environment_without_git(monkeypatch):
+  def no_git(*a, **k):
+    raise OSError("git not found")
+  monkeypatch.setattr(runner.subprocess, "run", no_git)
+  monkeypatch.setenv("LTBENCH_GIT_COMMIT", "abc123def456")
+  assert runner.git_commit() == "abc123def456"
+  monkeypatch.delenv("LTBENCH_GIT_COMMIT")
+  assert runner.git_commit() == "unknown"

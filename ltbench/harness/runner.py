@@ -35,15 +35,19 @@ from ltbench.train import TrainState, duration, init_state, program_key, train
 # -- metadata ----------------------------------------------------------------------------
 
 def git_commit() -> str:
+  """The source's commit (with "-dirty" for uncommitted changes to tracked files); a copy
+  without its .git folder (a container image, a tarball) can name it in
+  $LTBENCH_GIT_COMMIT, else "unknown"."""
   here = pathlib.Path(__file__).resolve().parent
+  fallback = os.environ.get("LTBENCH_GIT_COMMIT", "unknown")
   try:
     out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
                          text=True, timeout=5)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                            capture_output=True, text=True, timeout=5).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else fallback
   except (OSError, subprocess.SubprocessError):
-    return "unknown"
+    return fallback
 
 
 def environment() -> dict[str, Any]:
