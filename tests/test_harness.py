@@ -46,6 +46,10 @@ def test_quick_run_writes_tables_and_trials(quick_run):
   assert 0 < chance["overall/HR@50"] < backbone
   payload = json.loads((out_dir / "table.json").read_text())
   assert payload["meta"]["device"].startswith("cpu") and payload["meta"]["jax"] == jax.__version__
+  # Each row's trials name where they were trained (a report may be written elsewhere).
+  assert payload["meta"]["trial_devices"] == {r: [payload["meta"]["device"]]
+                                              for r in payload["meta"]["trial_wall_time_s"]}
+  assert set(payload["meta"]["trial_git_commits"]) == set(payload["meta"]["trial_devices"])
   assert len(payload["claims"]) == 7
   # Claims about rows this run left out (ClassBalance, LogQ) stay undecided, and say so.
   for c in payload["claims"]:

@@ -694,7 +694,12 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
           "wall_time_this_invocation_s": round(time.time() - t_run, 1),
           "trial_wall_time_s": {r: round(sum(t.get("wall_time_s") or 0 for t in current
                                              if t["row"] == r and t["status"] == "ok"), 1)
-                                for r in table.seeds}}
+                                for r in table.seeds},
+          # The fields above (device, versions, git_commit) describe this invocation; the
+          # trials may have been trained elsewhere: what each row's trials record.
+          **{f"trial_{f}s": {r: sorted({str(t.get(f)) for t in current
+                                        if t["row"] == r and t["status"] == "ok"})
+                             for r in table.seeds} for f in ("device", "git_commit")}}
   if modified:
     meta["data_modified"] = True
     meta["data_modified_files"] = bundle.meta.get("data_modified_files")
