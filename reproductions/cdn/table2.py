@@ -5,8 +5,8 @@ Command (paper scale, ML-1M; data from --data-dir, $LTBENCH_DATA or the user cac
   ltbench run cdn/table2 --data-dir ../shared/data
   ltbench diff cdn/table2
 Expected wall time: about 5.4 h per row for 5 seeds x 40 epochs on a 2-core CPU (measured:
-871 s for the Two-tower row at 3 seeds x 3 epochs, results/cdn/table2-epochs3/); minutes
-per row on a GPU.
+871 s for the Two-tower row at 3 seeds x 3 epochs, results/cdn/table2-epochs3/); on one
+NVIDIA H200 GPU 92-137 s per row (measured, results/cdn/table2/).
 Run locally (synthetic data, 2 seeds, 8 epochs, about 2 minutes on a 2-core CPU):
   ltbench run cdn/table2 --quick
 """
