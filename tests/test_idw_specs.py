@@ -149,3 +149,33 @@ def test_interrupted_idw_row_resumes_to_the_uninterrupted_result(tmp_path, monke
     assert a["loss_per_epoch"] == b["loss_per_epoch"]
     assert a["valid_per_epoch"] == b["valid_per_epoch"]
     assert a["extras"] == b["extras"]
+
+
+def test_idw_claims_are_not_tested_when_no_wake_phase_ran():
+  """A first sleep phase below η ends IDW before any wake phase: the row is then MUR plus
+  calibration, and the claims about IDW's effect say so instead of passing or failing."""
+  from ltbench.harness import report
+  spec = get_spec("idw/table1")
+
+  def trial(row, seed, hr, rounds=None):
+    t = {"row": row, "seed": seed, "status": "ok", "config": "k",
+         "test": {c: hr + 0.1 * seed for c in spec.cells},
+         "valid": {c: hr for c in spec.cells}, "extras": {}}
+    if rounds is not None:
+      t["extras"] = {"idw_wake_rounds": rounds, "idw_deltas": [3.7e-4]}
+    return t
+
+  def verdicts(rounds):
+    trials = [trial(r, s, hr, rounds if r.endswith("IDW") else None) for s in range(3)
+              for r, hr in (("SUR", 80.0), ("MUR", 80.5), ("MUR-IDW", 82.0))]
+    table = report.build_table(spec, trials)
+    return {c.text: c.check(table) for c in spec.claims}
+
+  ran, idle = verdicts(2), verdicts(0)
+  best = next(t for t in ran if t.startswith("MUR-IDW is best overall"))
+  assert ran[best].holds is True
+  assert idle[best].holds is None and idle[best].evidence.startswith("NOT TESTED: MUR-IDW ran "
+                                                                    "no wake phase")
+  assert "3.70e-04" in idle[best].evidence and "As computed, it holds" in idle[best].evidence
+  marginal = next(t for t in ran if t.startswith("MUR beats SUR"))
+  assert idle[marginal].holds == ran[marginal].holds  # claims without IDW are unchanged

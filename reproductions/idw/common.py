@@ -77,6 +77,27 @@ def marginal(row_a: str, row_b: str, cell: str, rel: float = 0.03) -> Claim:
   return Claim(f"{row_a} beats {row_b} only marginally ({cell})", check)
 
 
+def idw_ran(row: str, claim: Claim) -> Claim:
+  """`claim` about IDW's effect, left undecided (its evidence still shown) when `row`'s
+  sleep/wake loop never reached a wake phase in any seed: its first sleep phase already met
+  the stopping rule, so the row is its backbone plus user-tower calibration, and the claim
+  says nothing about density weighting."""
+  def check(table):
+    result = claim.check(table)
+    trials = [t for t in table.trials if t["row"] == row and t.get("status") == "ok"]
+    rounds = [t.get("extras", {}).get("idw_wake_rounds") for t in trials]
+    if not trials or any(r is None or r > 0 for r in rounds):
+      return result
+    deltas = [d[0] for t in trials if (d := t["extras"].get("idw_deltas"))]
+    span = sorted({f"{d:.2e}" for d in (min(deltas), max(deltas))}) if deltas else []
+    why = (f"{row} ran no wake phase in any seed (first sleep phase ‖Δw‖∞ {'–'.join(span)}, "
+           "already below η), so it is its backbone plus user-tower calibration and this does "
+           "not test density weighting" if span else f"{row} ran no wake phase in any seed")
+    verdict = {True: "holds", False: "fails", None: "undecided"}[result.holds]
+    return ClaimResult(None, f"NOT TESTED: {why}. As computed, it {verdict}: {result.evidence}")
+  return Claim(claim.text, check)
+
+
 def best_overall(row: str, cells) -> Claim:
   """`row` is the best row on every cell (no other row's mean above it)."""
   def check(table):

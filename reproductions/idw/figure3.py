@@ -25,7 +25,7 @@ import pandas as pd
 from ltbench.harness import figures
 from ltbench.harness.spec import Claim, ClaimResult, Row, TableSpec
 from reproductions.idw.common import (IDW_OPTIONS, MODEL, PAPER_CITATION, TRAIN, extra_stat,
-                                      idw_quick)
+                                      idw_quick, idw_ran)
 
 SKEWS = (0.0, 0.5, 1.0, 1.5, 2.0)  # a, the power-law exponent of π_c (Appendix A: 0 to 2)
 QUICK_SKEWS = (0.0, 1.0, 2.0)
@@ -126,7 +126,8 @@ CLAIMS = (
     Claim("MUR's gain over SUR shrinks as the interest skew rises (Figure 3f: comparable at "
           "high skew)", gain_shrinks),
     Claim("MUR-IDW beats MUR on tail and overall HR at the highest skew (Figures 3d, 3f)",
-          idw_tail_at_high_skew),
+          lambda table: idw_ran(row_name("MUR-IDW", skews_of(table)[-1]),
+                                Claim("", idw_tail_at_high_skew)).check(table)),
     Claim("MUR's item clusters are better than SUR's at every skew (MS, Figure 3g)",
           ms_mur_above_sur),
     Claim("The clustering quality (MS) deteriorates with the skew (Figure 3g, MUR)",
