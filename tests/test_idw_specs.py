@@ -179,3 +179,21 @@ def test_idw_claims_are_not_tested_when_no_wake_phase_ran():
   assert "3.70e-04" in idle[best].evidence and "As computed, it holds" in idle[best].evidence
   marginal = next(t for t in ran if t.startswith("MUR beats SUR"))
   assert idle[marginal].holds == ran[marginal].holds  # claims without IDW are unchanged
+
+
+def test_idw_ran_over_several_rows_needs_every_one_to_wake():
+  from types import SimpleNamespace
+  from ltbench.harness.spec import Claim, ClaimResult
+  from reproductions.idw.common import idw_ran
+
+  def table(rounds_by_row):
+    return SimpleNamespace(trials=[
+        {"row": r, "status": "ok", "extras": {"idw_wake_rounds": n, "idw_deltas": [1e-4]}}
+        for r, n in rounds_by_row.items()])
+
+  claim = Claim("IDW helps at every M", lambda t: ClaimResult(False, "M=2: 1 vs 2"))
+  wrapped = idw_ran(lambda t: ["MUR-IDW M=2", "MUR-IDW M=3"], claim)
+  assert wrapped.check(table({"MUR-IDW M=2": 3, "MUR-IDW M=3": 1})).holds is False
+  idle = wrapped.check(table({"MUR-IDW M=2": 3, "MUR-IDW M=3": 0}))
+  assert idle.holds is None and "MUR-IDW M=3 ran no wake phase" in idle.evidence
+  assert "M=2 ran" not in idle.evidence and "As computed, it fails: M=2: 1 vs 2" in idle.evidence

@@ -77,22 +77,29 @@ def marginal(row_a: str, row_b: str, cell: str, rel: float = 0.03) -> Claim:
   return Claim(f"{row_a} beats {row_b} only marginally ({cell})", check)
 
 
-def idw_ran(row: str, claim: Claim) -> Claim:
-  """`claim` about IDW's effect, left undecided (its evidence still shown) when `row`'s
-  sleep/wake loop never reached a wake phase in any seed: its first sleep phase already met
-  the stopping rule, so the row is its backbone plus user-tower calibration, and the claim
-  says nothing about density weighting."""
+def idw_ran(rows_, claim: Claim) -> Claim:
+  """`claim` about IDW's effect, left undecided (its evidence still shown) when an IDW row
+  it rests on never reached a wake phase in any seed: its first sleep phase already met the
+  stopping rule, so that row is its backbone plus user-tower calibration, and the claim says
+  nothing about density weighting. `rows_`: a row name, a list of them, or a function of
+  the table giving them."""
   def check(table):
     result = claim.check(table)
-    trials = [t for t in table.trials if t["row"] == row and t.get("status") == "ok"]
-    rounds = [t.get("extras", {}).get("idw_wake_rounds") for t in trials]
-    if not trials or any(r is None or r > 0 for r in rounds):
+    names = rows_(table) if callable(rows_) else [rows_] if isinstance(rows_, str) else rows_
+    idle = []
+    for row in names:
+      trials = [t for t in table.trials if t["row"] == row and t.get("status") == "ok"]
+      rounds = [t.get("extras", {}).get("idw_wake_rounds") for t in trials]
+      if trials and all(r == 0 for r in rounds):
+        deltas = [d[0] for t in trials if (d := t["extras"].get("idw_deltas"))]
+        span = sorted({f"{d:.2e}" for d in (min(deltas), max(deltas))}) if deltas else []
+        idle.append(f"{row} ran no wake phase in any seed" + (
+            f" (first sleep phase ‖Δw‖∞ {'–'.join(span)}, already below η)" if span else ""))
+    if not idle:
       return result
-    deltas = [d[0] for t in trials if (d := t["extras"].get("idw_deltas"))]
-    span = sorted({f"{d:.2e}" for d in (min(deltas), max(deltas))}) if deltas else []
-    why = (f"{row} ran no wake phase in any seed (first sleep phase ‖Δw‖∞ {'–'.join(span)}, "
-           "already below η), so it is its backbone plus user-tower calibration and this does "
-           "not test density weighting" if span else f"{row} ran no wake phase in any seed")
+    why = "; ".join(idle) + (", so it is its backbone plus user-tower calibration" if
+                             len(idle) == 1 else ", so each is its backbone plus user-tower "
+                             "calibration") + " and this does not test density weighting"
     verdict = {True: "holds", False: "fails", None: "undecided"}[result.holds]
     return ClaimResult(None, f"NOT TESTED: {why}. As computed, it {verdict}: {result.evidence}")
   return Claim(claim.text, check)

@@ -24,7 +24,7 @@ from ltbench.harness import figures
 from ltbench.harness.spec import Claim, ClaimResult, Row, TableSpec
 from reproductions.idw import table1
 from reproductions.idw.common import (IDW_OPTIONS, MODEL, NOTES, PAPER_CITATION, SELECT,
-                                      SEQUENCES, TRAIN, idw_quick)
+                                      SEQUENCES, TRAIN, idw_quick, idw_ran)
 
 MS = (1, 2, 3, 5, 8)
 QUICK_MS = (1, 2, 5)
@@ -96,11 +96,15 @@ def idw_gains_with_m(table) -> ClaimResult:
                      f"{ms[0]}, {hi.mean:.2f} at M = {ms[-1]}")
 
 
+def _idw_rows(table) -> list[str]:
+  return [row_name("MUR-IDW", m) for m in ms_of(table)]
+
+
 CLAIMS = (
-    Claim("IDW performs better than MUR for the same M (overall NDCG@20)",
-          idw_better_at_every_m),
-    Claim("IDW gains with increasing M (largest M above M = 1, overall NDCG@20)",
-          idw_gains_with_m),
+    idw_ran(_idw_rows, Claim("IDW performs better than MUR for the same M (overall NDCG@20)",
+                             idw_better_at_every_m)),
+    idw_ran(_idw_rows, Claim("IDW gains with increasing M (largest M above M = 1, overall "
+                             "NDCG@20)", idw_gains_with_m)),
 )
 
 
