@@ -66,7 +66,7 @@ def figure(table, trials, out_dir):
         st = table.get(row_name(s, m), cell)
         if st is None or st.n == 0:
           continue
-        recs.append({"grid_row": "ML-1M", "grid_col": cell, "series": s, "M": m,
+        recs.append({"grid_row": table.spec.dataset, "grid_col": cell, "series": s, "M": m,
                      "mean": st.mean, "se": st.se, "n": st.n})
   if not recs:
     return []
