@@ -14,7 +14,7 @@ The loss convention is the one of `train.Method.loss`, less what a method closes
   loss_fn(params, batch) -> (loss, aux)
 
 `loss` is a scalar and `aux` any pytree (`{}` when there is nothing to report). Anything
-else the loss needs (data arrays, a PRNG key, the epoch, θ*) is closed over or carried in
+else the loss needs (data arrays, a PRNG key, the epoch, θ*) is closed over or passed in
 `batch`. Example, MeLU's step on a mini-batch of users as tasks (`support_T`, `query_T`
 lead with the task axis):
 

@@ -119,7 +119,7 @@ def test_resampling_masses(bundle, data):
     pool = np.asarray(jax.jit(lambda k: m.pool(k, {**data, **extra}))(key))
     counts = np.bincount(pool, minlength=bundle.num_train)
     heavy, light = counts[heavy_N], counts[~heavy_N]
-    assert heavy.sum() == light.sum()  # head and tail carry equal mass
+    assert heavy.sum() == light.sum()  # head and tail have equal mass
     if mode == "over":
       assert (heavy == 1).all()  # the heavier slice unchanged
       assert light.max() - light.min() <= 1 and light.min() >= 1  # the lighter repeated evenly

@@ -218,7 +218,7 @@ def _size(n: int) -> str:
 
 
 def _reason(error: Exception) -> str:
-  # URLError wraps the socket error; HTTPError's own text carries the status code.
+  # URLError wraps the socket error; HTTPError's own text holds the status code.
   if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
     return str(error.reason)
   return str(error) or type(error).__name__

@@ -5,7 +5,7 @@ have genres and tags (multi-hot) and a continuous year. A user's taste is a func
 their features plus noise; an item's appeal is a function of its genres and tags plus a
 small item-specific term; the chance that a user picks an item is
 softmax(taste · appeal / temperature + log popularity), where popularity is Zipf-like
-with a controllable imbalance factor. So content features carry signal for tail items
+with a controllable imbalance factor. So content features hold signal for tail items
 (they share genres and tags with head items), and popularity alone is a strong baseline,
 as in real data.
 """
@@ -106,8 +106,8 @@ class SparseConfig:
   Each item belongs to one of `num_clusters` latent topics; a user has a sparse taste over
   topics (Dirichlet); an interaction draws a topic from the user's taste, then an item of
   that topic with probability ∝ its Zipf popularity. Content features (category, author,
-  publisher, title words) are noisy functions of the topic, so they carry signal for tail
-  items; ids carry the rest.
+  publisher, title words) are noisy functions of the topic, so they hold signal for tail
+  items; ids hold the rest.
   """
 
   num_users: int = 2000  # users

@@ -129,7 +129,7 @@ def convergence(table: Table, tail_fraction: float = 0.1, min_gain: float = 0.01
                 ) -> dict[str, dict[str, Any]]:
   """Per row, whether training had converged (DESIGN §6): UNCONVERGED when the best value of
   the seed-mean validation curve improved by more than `min_gain` (relative) over the last
-  `tail_fraction` of epochs. Rows whose trials carry no per-epoch curve are left out."""
+  `tail_fraction` of epochs. Rows whose trials have no per-epoch curve are left out."""
   cell = convergence_cell(table.spec)
   out = {}
   for row in table.seeds:

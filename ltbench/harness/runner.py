@@ -600,7 +600,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
   env = environment()
   t_run = time.time()
   keys = {r.name: config_key(row_spec(spec, r), r, row_data(r)[1]) for r in spec.rows}
-  # Record fields a trial must carry to count here (slice losses are not part of the key).
+  # Record fields a trial must have to count here (slice losses are not part of the key).
   needs = ("slice_loss_per_epoch",) if spec.record_slice_losses else ()
 
   def complete(t):
@@ -697,9 +697,8 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
                                 for r in table.seeds},
           # The fields above (device, versions, git_commit) describe this invocation; the
           # trials may have been trained elsewhere: what each row's trials record.
-          **{f"trial_{f}s": {r: sorted({str(t.get(f)) for t in current
-                                        if t["row"] == r and t["status"] == "ok"})
-                             for r in table.seeds} for f in ("device", "git_commit")}}
+          "trial_devices": trial_values(current, table.seeds, "device"),
+          "trial_git_commits": trial_values(current, table.seeds, "git_commit")}
   if modified:
     meta["data_modified"] = True
     meta["data_modified_files"] = bundle.meta.get("data_modified_files")
@@ -712,6 +711,12 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
     write += spec.figure(table, [t for t in current if t["status"] == "ok"], out_dir)
   print(f"[ltbench] wrote {', '.join(str(p) for p in write)}", file=sys.stderr)
   return table, out_dir
+
+
+def trial_values(trials: list[dict], rows, field: str) -> dict[str, list[str]]:
+  """Each row's distinct values of a trial field among its finished trials."""
+  return {r: sorted({str(t.get(field)) for t in trials if t["row"] == r and t["status"] == "ok"})
+          for r in rows}
 
 
 _PARAM_COUNTS: dict = {}
@@ -732,7 +737,7 @@ def row_param_counts(spec: TableSpec, row: Row, bundle: Bundle, data) -> dict[st
 
 def trial_base(spec: TableSpec, row: Row, seed: int, key: str, meta: dict, env: dict,
                wall_s: float, split=None) -> dict:
-  """The fields every trial record of `row` carries, whatever its data and driver."""
+  """The fields every trial record of `row` holds, whatever its data and driver."""
   base = {"spec": spec.out_name, "row": row.name, "seed": seed, "config": key,
           "method": row.method, "params": row.params,
           "split": meta.get("split") if split is None else split,
@@ -789,14 +794,13 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
 
   # A checkpoint: the device state and early-stopping copy (orbax), and beside them the
   # losses, every served row's validation curves and the early-stopping counters.
-  def save_checkpoint(epoch, state, losses_SxE, progress=None):
+  # `progress`: the driver's own part (plain rows: their losses; IDW: `IDWProgress`'s).
+  def save_checkpoint(epoch, state, progress: dict[str, np.ndarray]):
     tree = {"state": state, "best": state.params if best is None or best.params is None
             else best.params}
-    host = {"losses": losses_SxE, **(best.host_state(len(pending)) if best else {})}
+    host = {**progress, **(best.host_state(len(pending)) if best else {})}
     for i, (*_, row_curves) in enumerate(served):
       host.update(row_curves.host_state(f"curves{i}."))
-    if progress is not None:
-      host.update(progress.host_state())
     if silhouettes:
       host.update({"silhouettes": np.stack(silhouettes), "silhouette_ends": np.asarray(ends)})
     ckpt.save(epoch, tree, host)
@@ -809,7 +813,7 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
     restored = ckpt.restore({"state": template, "best": template.params})
   if restored is not None:
     tree, host, start = restored
-    state, saved_losses = tree["state"], host["losses"]
+    state, saved_losses = tree["state"], host.get("losses")
     for i, (*_, row_curves) in enumerate(served):
       row_curves.load_host_state(host, f"curves{i}.")
     if best is not None:
@@ -846,10 +850,9 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
       return state
 
     def on_progress(progress):  # pre-training: every `checkpoint_every` epochs; else each
-      done = len(progress.phases)  # phase boundary (Algorithm 1 has no mid-round resume)
+      # phase boundary (Algorithm 1 has no mid-round resume)
       if progress.round >= 0 or ckpt.due(progress.pretrain_done - 1, False):
-        save_checkpoint(done - 1, progress.state, progress.host_state()["idw.losses"],
-                        progress)
+        save_checkpoint(len(progress.phases) - 1, progress.state, progress.host_state())
 
     res = idw.run_idw(method, data, num_examples(bundle), keys_S, train_cfg, label=row.name,
                       on_epoch=lambda epoch, state, phase: record(epoch, state.params),
@@ -876,7 +879,7 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
       losses_SxE[:, epoch] = loss_S
       stop = record(epoch, state.params)
       if not stop and ckpt.due(epoch, epoch + 1 == train_cfg.epochs):
-        save_checkpoint(epoch, state, losses_SxE)
+        save_checkpoint(epoch, state, {"losses": losses_SxE})
       return stop
 
     result = train(method, data, num_examples(bundle), keys_S, train_cfg, label=row.name,

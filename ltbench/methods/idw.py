@@ -199,7 +199,7 @@ def example_weights(w_I, counts_I, weighting: str = "mass") -> jax.Array:
   """The per-item factor each training example of target y gets in the wake loss (Eq. 10).
 
   "mass" (default; the official code's `item_weight / item_count`): w_y / p(y), p(y) =
-  n_y / Σn, so w is the share of the loss each item carries: w^(0) = p gives exactly the
+  n_y / Σn, so w is each item's share of the loss: w^(0) = p gives exactly the
   unweighted loss (Algorithm 1's θ^(0), φ^(0)) and a uniform w the frequency-balanced Eq. 5.
   "eq10" (Eq. 10 as printed): I_seen · w_y, so a uniform w over the I_seen items that are
   targets gives exactly the unweighted loss. Items never a target get 0.
@@ -421,7 +421,7 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
 
   A seed stops for good at its first sleep phase with ‖Δw‖∞ < η: the later wake phases
   still run for the others (one vmapped program), and the stopped seed's parameters and
-  optimiser state are put back afterwards, so it keeps φ^(t). Adam's state carries over
+  optimiser state are put back afterwards, so it keeps φ^(t). Adam's state is kept
   from pre-training through the wake phases (official code); calibration starts a fresh
   Adam. `cfg.epochs` is the pre-training budget unless `idw.pretrain_epochs` sets one; the
   other phases' epochs come from `idw` (default: the method's `schedule`).
@@ -451,8 +451,8 @@ def run_idw(method: IDWTwoTower, data, num_examples: int, keys_S, cfg: train_lib
                               wake_rounds_S.copy(), round_, pretrain_done))
 
   def set_phase(state, phase):
-    return train_lib.TrainState({**state.params, "phase": jnp.full((num_seeds,), phase, jnp.float32)},
-                                state.opt_state)
+    phase_S = jnp.full((num_seeds,), phase, jnp.float32)
+    return train_lib.TrainState({**state.params, "phase": phase_S}, state.opt_state)
 
   def run_epochs(fn, state, n, phase, done=0, after_epoch=None):
     for i in range(done, n):

@@ -55,7 +55,7 @@ RESAMPLE_MODES = ("over", "under")
 
 @dataclasses.dataclass(frozen=True)
 class Resampled(WrapsBase):
-  """The two-tower trained on a re-balanced pool in which head and tail examples carry equal
+  """The two-tower trained on a re-balanced pool in which head and tail examples have equal
   mass. "over": every example of the heavier slice once, the lighter slice's examples
   repeated (a random tiling, so repeat counts differ by at most one) to the same number.
   "under": every example of the lighter slice once and a uniform draw without replacement of
@@ -494,7 +494,7 @@ class MIRec:
     return params
 
   def base_loss(self, tt_params, batch_idx_B, data, key, objective, sampler="natural"):
-    """L_g on a batch; with in-batch softmax the logits carry the sampling correction of the
+    """L_g on a batch; with in-batch softmax the logits include the sampling correction of the
     stage's pool (Ω*: natural frequencies, Ω(k): min(count, k))."""
     user_B = data["train_user"][batch_idx_B]
     item_B = data["train_item"][batch_idx_B]

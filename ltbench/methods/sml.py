@@ -175,8 +175,8 @@ def _batches(key, user_N, item_N, mask_N, batch, num_items):
 
 
 def _adam_pass(loss_fn, params, opt_state, opt, batches):
-  def step(carry, batch):
-    params, opt_state = carry
+  def step(state, batch):
+    params, opt_state = state
     loss, grads = jax.value_and_grad(loss_fn)(params, batch)
     updates, opt_state = opt.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), loss * batch["mask"].any()
@@ -220,8 +220,8 @@ def sml_step2_fn(cfg: PeriodTrainConfig, num_items: int):
   def one(theta, opt_state, w_hat, w_prev, key, user_N, item_N, mask_N):
     batches = _batches(key, user_N, item_N, mask_N, cfg.tr_batch, num_items)
 
-    def step(carry, batch):
-      theta, opt_state = carry
+    def step(state, batch):
+      theta, opt_state = state
       (loss, _), grads = meta.global_grad(
           lambda th, b: (step2_loss(net, cfg.tr_l2, th, w_hat, w_prev, b), {}),
           theta, batch, batch, 0.0, steps=0)

@@ -29,7 +29,7 @@ from ltbench.models.towers import Dropout
 
 
 class _MaskedGRUStep(nn.Module):
-  """One GRU step that keeps the carry where the slot is padding."""
+  """One GRU step that keeps the hidden state where the slot is padding."""
 
   dim: int  # hidden size
 

@@ -93,8 +93,8 @@ def idw_ran(rows_, claim: Claim) -> Claim:
       if trials and all(r == 0 for r in rounds):
         deltas = [d[0] for t in trials if (d := t["extras"].get("idw_deltas"))]
         span = sorted({f"{d:.2e}" for d in (min(deltas), max(deltas))}) if deltas else []
-        idle.append(f"{row} ran no wake phase in any seed" + (
-            f" (first sleep phase ‖Δw‖∞ {'–'.join(span)}, already below η)" if span else ""))
+        first = f" (first sleep phase ‖Δw‖∞ {'–'.join(span)}, already below η)" if span else ""
+        idle.append(f"{row} ran no wake phase in any seed{first}")
     if not idle:
       return result
     why = "; ".join(idle) + (", so it is its backbone plus user-tower calibration" if

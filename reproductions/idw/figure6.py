@@ -6,10 +6,8 @@ exactly as Table 1's and share its trials. The figure's axis values are not in t
 M ∈ {1, 2, 3, 5, 8} is our choice around the paper's 5.
 
 Command (paper scale):  ltbench run idw/figure6 --data-dir ../shared/data
-Expected wall time: hours per row at 5 seeds on a 2-core CPU (10 rows, 4 shared with idw/table1): as idw/table1's
-rows; one MUR epoch on ml-1m-u2999-time costs about 90 s per seed on a
-2-core CPU (results/benchmarks/idw_step-cpu-20261204-141345.json), and early stopping ends a row
-after some 15-50 epochs (IDW rows: pre-training, up to 5 x 5 wake epochs, 5 calibration).
+Expected wall time: as idw/table1's rows (10 rows, 4 shared with idw/table1): hours per row at 5 seeds on
+a 2-core CPU, about 2 minutes on one NVIDIA H200 GPU.
 Run locally:            ltbench run idw/figure6 --quick   (synthetic data, M ∈ {1, 2, 5})
 Writes figure6.png and figure6.csv beside the table.
 """

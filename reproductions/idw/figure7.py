@@ -10,10 +10,8 @@ Paper: "We found η = 0.0004 to be the best"; "m = 0.9 yields the best results, 
 m = 0.99 and m = 1.0"; a low m "makes the model unstable".
 
 Command (paper scale):  ltbench run idw/figure7 --data-dir ../shared/data
-Expected wall time: hours per row at 5 seeds on a 2-core CPU (11 rows, 1 shared with idw/table1): as idw/table1's
-rows; one MUR epoch on ml-1m-u2999-time costs about 90 s per seed on a
-2-core CPU (results/benchmarks/idw_step-cpu-20261204-141345.json), and early stopping ends a row
-after some 15-50 epochs (IDW rows: pre-training, up to 5 x 5 wake epochs, 5 calibration).
+Expected wall time: as idw/table1's rows (11 rows, 1 shared with idw/table1): hours per row at 5 seeds on
+a 2-core CPU, about 2 minutes on one NVIDIA H200 GPU.
 Run locally:            ltbench run idw/figure7 --quick   (synthetic; η ∈ {1, 4, 7}e-4, m ∈
                         {0.7, 0.9, 1})
 Writes figure7.png and figure7.csv beside the table.

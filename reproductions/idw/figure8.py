@@ -7,10 +7,8 @@ without printed values.
 
 Command (paper scale):  ltbench run idw/figure8 --data-dir ../shared/data
 Other data sets:        ltbench run idw/figure8 --dataset amazon-kindle --data-dir ...
-Expected wall time: hours per row at 5 seeds on a 2-core CPU (3 rows, 2 shared with idw/table1): as idw/table1's
-rows; one MUR epoch on ml-1m-u2999-time costs about 90 s per seed on a
-2-core CPU (results/benchmarks/idw_step-cpu-20261204-141345.json), and early stopping ends a row
-after some 15-50 epochs (IDW rows: pre-training, up to 5 x 5 wake epochs, 5 calibration).
+Expected wall time: as idw/table1's rows (3 rows, 2 shared with idw/table1): hours per row at 5 seeds on
+a 2-core CPU, about 2 minutes on one NVIDIA H200 GPU.
 Run locally:            ltbench run idw/figure8 --quick
 Writes figure8.png and figure8.csv beside the table.
 """

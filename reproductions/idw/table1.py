@@ -5,9 +5,10 @@ labelled stand-ins otherwise), plus the head / tail slices of Figure 5.
 
 Command (paper scale):  ltbench run idw/table1 --data-dir ../shared/data
 Other data sets:        ltbench run idw/table1 --dataset ml-100k --data-dir ../shared/data
-Expected wall time: hours per row at 5 seeds on a 2-core CPU: one MUR epoch on ml-1m-u2999-time costs about 90 s per seed on a
-2-core CPU (results/benchmarks/idw_step-cpu-20261204-141345.json), and early stopping ends a row
-after some 15-50 epochs (IDW rows: pre-training, up to 5 x 5 wake epochs, 5 calibration).
+Expected wall time: hours per row at 5 seeds on a 2-core CPU: one MUR epoch on
+ml-1m-u2999-time costs about 90 s per seed there (results/benchmarks/
+idw_step-cpu-20261204-141345.json), and early stopping ends a row after some 15-50 epochs
+(IDW rows: pre-training, up to 5 x 5 wake epochs, 5 calibration).
 On one NVIDIA H200 GPU: 108-144 s per row at 5 seeds (measured, results/idw/table1/).
 Run locally:            ltbench run idw/table1 --quick
 """
@@ -96,7 +97,7 @@ def get_spec() -> TableSpec:
       paper=f"{PAPER_CITATION}, Table 1 (and Figure 5's head / tail slices)",
       dataset="ml-1m-u2999-time", cells=CELLS, rows=rows(ML1M), train=TRAIN, model=MODEL,
       data_protocol="sequences", sequence_options=SEQUENCES, claims=CLAIMS,
-      notes=NOTES + ("ML-1M: only the users whose ratings carry timestamps in the copy used "
+      notes=NOTES + ("ML-1M: only the users whose ratings have timestamps in the copy used "
                      "here (users 1-2999) can be ordered, so Table 1's ML-1M rows run on them "
                      "(`ml-1m-u2999-time`); the paper used all 6,040 users.",),
       select_cell=SELECT, extra_ks=(5, 20), per_dataset=PER_DATASET, quick=lambda: idw_quick(get_spec()))

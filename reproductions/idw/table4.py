@@ -14,7 +14,8 @@ import dataclasses
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, DatasetSettings, TableSpec
 from reproductions.idw import table1
-from reproductions.idw.common import PAPER_CITATION, best_overall, idw_quick, idw_ran, marginal, paper
+from reproductions.idw.common import (PAPER_CITATION, best_overall, idw_quick, idw_ran,
+                                      marginal, paper)
 
 CELLS = ("overall/HR@5", "overall/NDCG@5", "head/HR@5", "head/NDCG@5", "tail/HR@5",
          "tail/NDCG@5")

@@ -5,7 +5,7 @@ The paper does not print the figure's axis values; the dimensions here are our c
 range around the paper's 64: d ∈ {16, 32, 64, 128}. "Embedding dimension d" sets both the
 per-field embedding size and the tower output, with the towers halving per layer as §5.2
 says: embed_dim = d, towers [4d, 2d, d] (d = 64 is the default [256, 128, 64] of every other
-MIRec spec). One row per (method, d), each configured as in Table 4; the d = 64 rows carry
+MIRec spec). One row per (method, d), each configured as in Table 4; the d = 64 rows have
 no model override, so they share their configuration keys (and trials) with mirec/table4.
 
 Command (paper scale: 5 seeds x 200 epochs, 100 + 100 for MIRec; ML-1M):

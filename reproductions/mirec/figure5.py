@@ -13,7 +13,7 @@ lines; here every slice is evaluated every epoch on fixed examples (an untrained
 how the stage moves it) and nothing is smoothed. MIRec's curve is the loss of its Eq. 9
 serving mix (λ_p·θ* + (1 − λ_p)·F(θ; w)); before the switch its θ half is untrained.
 
-The rows are Table 4's, with the same configuration keys: trials of mirec/table4 that carry
+The rows are Table 4's, with the same configuration keys: trials of mirec/table4 that have
 slice losses are reused, and Table 4 reuses these.
 
 Command (paper scale: 5 seeds, 100 + 100 epochs, ML-1M):

@@ -28,7 +28,7 @@ def rows(paper_values=ML1M, softmax: dict | None = None):
       Row("Two-tower", "two_tower", {**s}, paper_values["Two-tower"],
           note="full softmax over all items; the backbone of every row", grid=grid()),
       Row("Over-sampling", "oversample", {**s}, paper_values["Over-sampling"],
-          note="tail examples repeated (random tiling) until head and tail carry equal mass",
+          note="tail examples repeated (random tiling) until head and tail have equal mass",
           grid=grid()),
       Row("Under-sampling", "undersample", {**s}, paper_values["Under-sampling"],
           note="head examples down-sampled once per trial to the tail's count; tail unchanged",

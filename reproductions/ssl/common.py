@@ -3,7 +3,7 @@ checks that compare gains, and the quick (synthetic) variant.
 
 The paper's public experiments use Wikipedia and an app-to-app data set that are not here:
 these specs run on MovieLens (ML-1M by default, ML-100K with --dataset ml-100k) and check
-the paper's claims as directions only; no row carries the paper's numbers.
+the paper's claims as directions only; no row holds the paper's numbers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ PAPER_CITATION = ("Yao et al., Self-supervised Learning for Large-scale Item Rec
 
 METRICS = ("Recall@10", "Recall@50", "MAP@10", "MAP@50", "HR@50", "NDCG@50")
 # Every ssl spec reports the same cells (cut-offs 10 and 50), so a row shared between them
-# trains once and its reused trials carry every metric.
+# trains once and its reused trials hold every metric.
 CELLS = tuple(f"{s}/{m}" for s in ("overall", "head", "tail") for m in METRICS)
 FOUR = ("Recall@10", "Recall@50", "MAP@10", "MAP@50")  # the paper's four metrics
 
