@@ -4,6 +4,7 @@ driver's phases, trials shared between Tables 1 and 4, and unchanged keys of old
 import dataclasses
 import json
 import pathlib
+import types
 
 import jax
 import jax.numpy as jnp
@@ -197,3 +198,37 @@ def test_idw_ran_over_several_rows_needs_every_one_to_wake():
   idle = wrapped.check(table({"MUR-IDW M=2": 3, "MUR-IDW M=3": 0}))
   assert idle.holds is None and "MUR-IDW M=3 ran no wake phase" in idle.evidence
   assert "M=2 ran" not in idle.evidence and "As computed, it fails: M=2: 1 vs 2" in idle.evidence
+
+
+def test_idw_rows_differing_after_pretraining_share_it(tmp_path, capsys):
+  """Two MUR-IDW rows that differ only in m pre-train once: the second starts from the
+  snapshot the first left (resuming from it is exact: the test above), with the first's
+  pre-training epochs in its losses and curves. Rows that pre-train differently never
+  share."""
+  from reproductions.idw import figure7
+  spec = figure7.quick()
+  first, second = (r for r in spec.rows if r.name in ("η=0.0004, m=0.9", "η=0.0004, m=0.7"))
+  data = types.SimpleNamespace(meta={})
+  assert runner.pretrain_key(spec, first, data) == runner.pretrain_key(spec, second, data)
+  assert runner.config_key(spec, first, data) != runner.config_key(spec, second, data)
+  for other in ({"pretrain_epochs": 1}, {"weighting": "eq10"}, {"num_interests": 2}):
+    changed = dataclasses.replace(second, params={**second.params, **other})
+    assert runner.pretrain_key(spec, changed, data) != runner.pretrain_key(spec, first, data)
+  spec = dataclasses.replace(spec, rows=(first, second), claims=(), figure=None,
+                             train=dataclasses.replace(spec.train, checkpoint_every=2))
+  capsys.readouterr()
+  trials = _trials(runner.run_spec(spec, out_root=tmp_path)[1])
+  assert f"{second.name} starts after pre-training" in capsys.readouterr().err
+  snapshots = list((tmp_path / "ckpt" / "idw-pretrain").iterdir())
+  assert len(snapshots) == 1 and snapshots[0].name.endswith("-s0_1")
+  by_row = {(t["row"], t["seed"]): t for t in trials}
+  assert len(by_row) == 4
+  for seed in (0, 1):
+    a, b = by_row[first.name, seed], by_row[second.name, seed]
+    n = a["extras"]["idw_phases"].count("pretrain")
+    assert n >= 1 and b["extras"]["idw_phases"].count("pretrain") == n
+    assert a["loss_per_epoch"][:n] == b["loss_per_epoch"][:n]
+    for cell, curve in a["valid_per_epoch"].items():
+      assert b["valid_per_epoch"][cell][:n] == curve[:n]
+    assert b["extras"]["idw_pretrain_shared"] is True
+    assert "idw_pretrain_shared" not in a["extras"]

@@ -179,6 +179,17 @@ def training_key(spec: TableSpec, row: Row, bundle: Bundle) -> str | None:
   return config_key(spec, trained, bundle)
 
 
+def pretrain_key(spec: TableSpec, row: Row, bundle) -> str:
+  """The config key of an IDW row without the schedule fields pre-training never reads
+  (`idw.AFTER_PRETRAIN`: η, m and the later phases' lengths). IDW rows with the same
+  pre-training key and seeds pre-train identically (Figure 7's η and m sweep, Figure 8's
+  calibration ablation), so the first to finish pre-training leaves a snapshot of that
+  point and the others start from it, exactly as a resume from their own checkpoint would."""
+  from ltbench.methods import idw
+  kept = {k: v for k, v in row.params.items() if k not in idw.AFTER_PRETRAIN}
+  return config_key(spec, dataclasses.replace(row, params=kept), bundle)
+
+
 # -- checkpoints -------------------------------------------------------------------------
 
 class Checkpointer:
@@ -424,11 +435,16 @@ class ValidationCurves:
     return out
 
   def load_host_state(self, host: dict[str, np.ndarray], prefix: str) -> None:
+    """Puts back `host_state`'s curves. A shared IDW pre-training snapshot may come from a
+    row with more or fewer epochs after pre-training: the leading epochs are copied."""
+    def put(dst_SxE, src_SxE):
+      width = min(dst_SxE.shape[1], src_SxE.shape[1])
+      dst_SxE[:, :width] = src_SxE[:, :width]
     for c in self.values:
-      self.values[c][...] = host[f"{prefix}{c}"]
+      put(self.values[c], host[f"{prefix}{c}"])
     if self.slice_losses is not None:
       for c in self.slice_losses.values:
-        self.slice_losses.values[c][...] = host[f"{prefix}slice:{c}"]
+        put(self.slice_losses.values[c], host[f"{prefix}slice:{c}"])
 
   def for_seed(self, s_idx: int, epochs: int | None = None) -> dict[str, list]:
     """The seed's curves over the first `epochs` epochs (all by default; fewer when a row
@@ -667,7 +683,7 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
 
     rspec, row_bundle, row_arrays = row_data(row)
     run_row(rspec, row, row_bundle, row_arrays, pending, key, trials_store, out_dir, env,
-            spec_eta, siblings=siblings)
+            spec_eta, siblings=siblings, shared_ckpt_root=out_root / "ckpt")
   trials = trials_store.load(warn=False)  # problems were reported at the start
   stale = sum(1 for t in trials if t["row"] in keys and keys[t["row"]] != t["config"])
   if stale:
@@ -761,10 +777,11 @@ def item_silhouettes(method, params_S, item_cluster_I) -> np.ndarray:
 
 def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: str,
             trials_store: TrialStore, out_dir: pathlib.Path, env: dict,
-            progress=None, siblings=()) -> None:
+            progress=None, siblings=(), shared_ckpt_root: pathlib.Path | None = None) -> None:
   """Trains `pending` seeds of one row as one vmapped program, evaluates them, and appends
-  one trial record per seed. IDW rows (sequence data) train through `idw.run_idw`; the
-  others through `train.train`. With `TrainConfig.patience` each seed ends on its best
+  one trial record per seed. IDW rows (sequence data) train through `idw.run_idw`, and
+  share their pre-training through snapshots under `shared_ckpt_root` (`pretrain_key`); the
+  others train through `train.train`. With `TrainConfig.patience` each seed ends on its best
   validation epoch (early stopping, `BestEpoch`). `siblings` ((row, config key) pairs of
   the same training key, `training_key`) are served from the same trained parameters, with
   their own validation curves and trial records."""
@@ -777,6 +794,11 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
   is_idw = isinstance(method, idw.IDWTwoTower)
   ckpt = Checkpointer(out_dir / "ckpt" / f"{slug(row.name)}-{key}-s{'_'.join(map(str, pending))}",
                       train_cfg.checkpoint_every)
+  pretrain_ckpt = None  # IDW: the snapshot of the end of pre-training, shared between rows
+  if is_idw and ckpt.every and not siblings and shared_ckpt_root is not None:
+    pretrain_ckpt = Checkpointer(
+        shared_ckpt_root / "idw-pretrain" /
+        f"{pretrain_key(spec, row, bundle)}-s{'_'.join(map(str, pending))}", 1)
   t0 = time.time()
   sched = method.schedule if is_idw else None
   max_epochs = ((train_cfg.epochs if sched.pretrain_epochs is None else sched.pretrain_epochs)
@@ -795,25 +817,41 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
   # A checkpoint: the device state and early-stopping copy (orbax), and beside them the
   # losses, every served row's validation curves and the early-stopping counters.
   # `progress`: the driver's own part (plain rows: their losses; IDW: `IDWProgress`'s).
-  def save_checkpoint(epoch, state, progress: dict[str, np.ndarray]):
+  def save_checkpoint(epoch, state, progress: dict[str, np.ndarray], to=ckpt):
     tree = {"state": state, "best": state.params if best is None or best.params is None
             else best.params}
     host = {**progress, **(best.host_state(len(pending)) if best else {})}
+    if pretrain_shared[0]:  # kept through the row's own later checkpoints
+      host["pretrain_shared"] = np.bool_(True)
     for i, (*_, row_curves) in enumerate(served):
       host.update(row_curves.host_state(f"curves{i}."))
     if silhouettes:
       host.update({"silhouettes": np.stack(silhouettes), "silhouette_ends": np.asarray(ends)})
-    ckpt.save(epoch, tree, host)
+    to.save(epoch, tree, host)
+
+  def template():
+    state = (idw.init_state(method, data, keys_S, train_cfg.learning_rate) if is_idw
+             else init_state(method, keys_S, data, train_cfg.learning_rate))
+    return {"state": state, "best": state.params}
 
   state, start, resume, saved_losses = None, 0, None, None
-  restored = None
+  restored, from_pretrain = None, False
+  pretrain_shared = [False]  # this row's pre-training came from a snapshot (now or before)
   if ckpt.every and ckpt.directory.exists():
-    template = (idw.init_state(method, data, keys_S, train_cfg.learning_rate) if is_idw
-                else init_state(method, keys_S, data, train_cfg.learning_rate))
-    restored = ckpt.restore({"state": template, "best": template.params})
+    restored = ckpt.restore(template())
+  if restored is None and pretrain_ckpt is not None and pretrain_ckpt.directory.exists():
+    restored = pretrain_ckpt.restore(template())
+    needs = served[0][3].host_state("curves0.")
+    if restored is not None and not set(needs) <= set(restored[1]):
+      print(f"[ltbench]   ignoring the shared pre-training {pretrain_ckpt.directory} (its "
+            "validation curves lack this spec's cells); the row pre-trains itself",
+            file=sys.stderr)
+      restored = None
+    from_pretrain = restored is not None
   if restored is not None:
     tree, host, start = restored
     state, saved_losses = tree["state"], host.get("losses")
+    pretrain_shared[0] = from_pretrain or "pretrain_shared" in host
     for i, (*_, row_curves) in enumerate(served):
       row_curves.load_host_state(host, f"curves{i}.")
     if best is not None:
@@ -826,8 +864,13 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
       resume = idw.IDWProgress.from_host(state, host)
       where = (" (pre-training)" if resume.round < 0 else
                f" (after pre-training and {resume.round} wake round(s))")
-    print(f"[ltbench]   resuming {row.name} from its checkpoint after epoch {start}{where}",
-          file=sys.stderr)
+    if from_pretrain:
+      print(f"[ltbench]   {row.name} starts after pre-training (epoch {start}) from the "
+            f"snapshot an earlier IDW row with the same pre-training left in "
+            f"{pretrain_ckpt.directory}", file=sys.stderr)
+    else:
+      print(f"[ltbench]   resuming {row.name} from its checkpoint after epoch {start}{where}",
+            file=sys.stderr)
   ran = [start]  # epochs run so far (the curves' length)
 
   def record(epoch, params_S) -> bool:
@@ -853,6 +896,10 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
       # phase boundary (Algorithm 1 has no mid-round resume)
       if progress.round >= 0 or ckpt.due(progress.pretrain_done - 1, False):
         save_checkpoint(len(progress.phases) - 1, progress.state, progress.host_state())
+      if (progress.round == 0 and pretrain_ckpt is not None
+          and not pretrain_ckpt.directory.exists()):
+        save_checkpoint(len(progress.phases) - 1, progress.state, progress.host_state(),
+                        to=pretrain_ckpt)
 
     res = idw.run_idw(method, data, num_examples(bundle), keys_S, train_cfg, label=row.name,
                       on_epoch=lambda epoch, state, phase: record(epoch, state.params),
@@ -866,6 +913,8 @@ def run_row(spec: TableSpec, row: Row, bundle, data, pending: list[int], key: st
     extras = {"idw_deltas": res.deltas.T, "idw_wake_rounds": res.wake_rounds,
               "idw_phases": np.broadcast_to(np.asarray(res.phases, object), (len(pending),
                                                                              len(res.phases)))}
+    if pretrain_shared[0]:  # its wall time leaves out the pre-training
+      extras["idw_pretrain_shared"] = np.ones(len(pending), bool)
     if silhouettes:
       extras["item_silhouette_per_phase"] = np.stack(silhouettes, 1)  # [S, phase ends]
       extras["item_silhouette_phases"] = np.broadcast_to(np.asarray(ends, object),

@@ -257,6 +257,11 @@ class IDWConfig:
                        f"{self.max_iterations}")
 
 
+# The IDWConfig fields that pre-training never reads: rows differing only in these train
+# the same θ^(0), φ^(0) (the runner shares it between them, `runner.pretrain_key`).
+AFTER_PRETRAIN = ("momentum", "eta", "max_iterations", "wake_epochs", "calibration_epochs",
+                  "calibration_lr")
+
 PRETRAIN, WAKE, CALIBRATE = 0.0, 1.0, 2.0  # values of params["phase"]
 
 
