@@ -236,3 +236,13 @@ def test_git_commit_falls_back_to_the_environment_without_git(monkeypatch):
   assert runner.git_commit() == "abc123def456"
   monkeypatch.delenv("LTBENCH_GIT_COMMIT")
   assert runner.git_commit() == "unknown"
+
+
+def test_claim_result_from_numpy_comparison_serialises():
+  # Figure checks compare numpy seed-mean curves: their np.bool_ must reach table.json.
+  import json
+  import numpy as np
+  from ltbench.harness.spec import ClaimResult
+  res = ClaimResult(np.float64(1.0) < np.float64(2.0), "1 < 2")
+  assert json.loads(json.dumps({"holds": res.holds})) == {"holds": True}
+  assert ClaimResult(None, "not run").holds is None

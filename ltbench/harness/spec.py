@@ -38,6 +38,12 @@ class ClaimResult:
   holds: bool | None  # None when the rows it needs have not run
   evidence: str
 
+  def __post_init__(self):
+    # A check may compute `holds` from numpy comparisons (np.bool_), which json cannot
+    # write: store a plain bool so every report serialises.
+    if self.holds is not None:
+      object.__setattr__(self, "holds", bool(self.holds))
+
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
