@@ -220,10 +220,7 @@ def markdown(table: Table, meta: dict[str, Any]) -> str:
            tabulate.tabulate(body, headers=head, tablefmt="github"), ""]
   if conv:
     cell = next(iter(conv.values()))["cell"]
-    lines += [f"'converged': UNCONVERGED means the seed-mean validation {cell} still improved "
-              "by more than 1 % (relative) over the last 10 % of epochs, so the row is "
-              "under-trained at this budget and a claim it fails is not refuted by it. Curves: "
-              "`validation_curves.png`.", ""]
+    lines += [convergence_note(cell), ""]
   claims = check_claims(table)
   if claims:
     lines += ["## The paper's claims, checked on the synthetic data (a pipeline check, not a "
@@ -326,10 +323,7 @@ def diff_text(table: Table) -> str:
   if conv:
     lines.append("")
     cell = next(iter(conv.values()))["cell"]
-    lines += [f"'converged': UNCONVERGED means the seed-mean validation {cell} still improved "
-              "by more than 1 % (relative) over the last 10 % of epochs, so the row is "
-              "under-trained at this budget and a claim it fails is not refuted by it. Curves: "
-              "`validation_curves.png`.", ""]
+    lines += [convergence_note(cell), ""]
   claims = check_claims(table)
   if claims:
     lines += ["", "Claims: checked on the synthetic data (a pipeline check, not a test of the "
@@ -340,6 +334,14 @@ def diff_text(table: Table) -> str:
               else {True: "HOLDS", False: "FAILS", None: "NOT CHECKED"}[res.holds])
       lines.append(f"  [{mark}] {text}\n      {res.evidence}")
   return "\n".join(lines)
+
+
+def convergence_note(cell: str) -> str:
+  """What the 'converged' column means, for the validation cell it was judged on."""
+  return (f"'converged': UNCONVERGED means the seed-mean validation {cell} still improved by "
+          "more than 1 % (relative) over the last 10 % of epochs, so the row is under-trained "
+          "at this budget and a claim it fails is not refuted by it. Curves: "
+          "`validation_curves.png`.")
 
 
 def write_reports(table: Table, meta: dict[str, Any], out_dir: pathlib.Path) -> list[pathlib.Path]:

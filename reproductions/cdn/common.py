@@ -121,3 +121,12 @@ def quick_variant(spec: TableSpec) -> TableSpec:
       train=TrainConfig(epochs=8, batch_size=256, learning_rate=2e-3, checkpoint_every=0),
       model=ModelConfig(embed_dim=16, sizes=(64, 32, 16), dropout=0.1),
       notes=("Quick variant: synthetic data, small model; the paper's numbers do not apply.",))
+
+
+def bx_standin_quick(spec: TableSpec) -> TableSpec:
+  """A Book-Crossing spec on a small bx-standin (2,000 users, ~4,000 items): 2 seeds, 8 epochs,
+  batch 256, the quick model."""
+  return dataclasses.replace(
+      quick_variant(spec), dataset=spec.dataset,
+      data_options={"num_users": 2000, "num_items": 5000, "num_interactions": 30000},
+      notes=("Quick variant: a small Book-Crossing-like stand-in; not the real data.",))

@@ -19,14 +19,10 @@ Run locally:   ltbench run cdn/table3 --quick
 
 from __future__ import annotations
 
-import dataclasses
-
 from ltbench.harness import report
 from ltbench.harness.spec import Claim, Row, TableSpec
-from ltbench.methods.baselines import ModelConfig
-from ltbench.train import TrainConfig
 from reproductions.cdn.common import (CDN_GRID, CELLS, GAMMA, LOGQ_GRID, MODEL, PAPER_CITATION,
-                                      TRAIN, grid, paper)
+                                      TRAIN, bx_standin_quick, grid, paper)
 
 PAPER = {
     "Two-tower": paper(2.32, 0.45, 0.81, 0.17, 19.76, 4.62, 7.58, 1.81, 0.72, 0.08, 0.19, 0.02),
@@ -102,9 +98,4 @@ def get_spec() -> TableSpec:
 
 def quick() -> TableSpec:
   """A small stand-in: 2,000 users, ~4,000 items; 2 seeds, 8 epochs, batch 256."""
-  return dataclasses.replace(
-      get_spec(), seeds=(0, 1), is_quick=True, quick=None,
-      data_options={"num_users": 2000, "num_items": 5000, "num_interactions": 30000},
-      train=TrainConfig(epochs=8, batch_size=256, learning_rate=2e-3, checkpoint_every=0),
-      model=ModelConfig(embed_dim=16, sizes=(64, 32, 16), dropout=0.1),
-      notes=("Quick variant: a small Book-Crossing-like stand-in; not the real data.",))
+  return bx_standin_quick(get_spec())

@@ -20,11 +20,8 @@ Run locally:   ltbench run mirec/table5 --quick
 
 from __future__ import annotations
 
-import dataclasses
-
 from ltbench.harness.spec import TableSpec
-from ltbench.methods.baselines import ModelConfig
-from ltbench.train import TrainConfig
+from reproductions.cdn.common import bx_standin_quick
 from reproductions.mirec.common import BX, CELLS_100, MODEL, NOTES, PAPER_CITATION, TRAIN
 from reproductions.mirec.table4 import claims, rows
 
@@ -45,9 +42,4 @@ def get_spec() -> TableSpec:
 
 def quick() -> TableSpec:
   """A small stand-in: 2,000 users, ~4,000 items; 2 seeds, 8 epochs, batch 256."""
-  return dataclasses.replace(
-      get_spec(), seeds=(0, 1), is_quick=True, quick=None,
-      data_options={"num_users": 2000, "num_items": 5000, "num_interactions": 30000},
-      train=TrainConfig(epochs=8, batch_size=256, learning_rate=2e-3, checkpoint_every=0),
-      model=ModelConfig(embed_dim=16, sizes=(64, 32, 16), dropout=0.1),
-      notes=("Quick variant: a small Book-Crossing-like stand-in; not the real data.",))
+  return bx_standin_quick(get_spec())
