@@ -110,6 +110,7 @@ def grid_lines(df: pd.DataFrame, x: str, out: pathlib.Path, title: str, xlabel: 
       ax = axes[i, j]
       part = df[(df["grid_row"] == gr) & (df["grid_col"] == gc)]
       for series, line in part.groupby("series", sort=False):
+        line = line.sort_values(x)  # rows may list a sweep's points out of order
         color = (colors or {}).get(series)
         (drawn,) = ax.plot(line[x], line["mean"], marker="o" if len(line) <= 12 else None,
                            markersize=3, label=series, color=color)
@@ -120,9 +121,14 @@ def grid_lines(df: pd.DataFrame, x: str, out: pathlib.Path, title: str, xlabel: 
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(part[x].unique()))
         ax.set_xticklabels([f"{v:g}" for v in sorted(part[x].unique())])
-      else:
+      elif (part[x] == part[x].round()).all():
         from matplotlib.ticker import MaxNLocator
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+      else:  # a sweep over fractional values (η, momentum): a tick at each point
+        values = sorted(part[x].unique())
+        ax.set_xticks(values)
+        ax.set_xticklabels([f"{v:g}" for v in values], rotation=45 if len(values) > 4 else 0,
+                           fontsize="small")
       ax.set_title(f"{gr}: {gc}" if len(grid_rows) > 1 else str(gc), fontsize="medium")
       if i == len(grid_rows) - 1:
         ax.set_xlabel(xlabel)
