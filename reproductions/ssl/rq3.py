@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ltbench.harness import figures, report
-from ltbench.harness.spec import Claim, Row, TableSpec
+from ltbench.harness.spec import Claim, ClaimResult, Row, TableSpec
 from reproductions.ssl.common import (ALPHA, ALPHAS, CELLS, MODEL, NOTES, PAPER_CITATION,
                                       PER_DATASET, SSL_OPTIONS, TAU, TRAIN, VALUE_DROPOUT,
                                       VALUE_DROPOUTS, quick_variant)
@@ -85,19 +85,21 @@ CLAIMS = (
     Claim("The SSL loss beats spread-out at equal α (overall Recall@50 and MAP@50, every α)",
           report.all_of(*(report.better(ssl_row(a), spread_row(a), list(METRICS))
                           for a in ALPHAS))),
-    Claim("SSL beats Two-tower at a well-chosen α (the best α on overall Recall@50)",
-          lambda table: _best_alpha_beats(table)),
+    Claim("SSL beats Two-tower at a well-chosen α (the α with the best validation overall "
+          "Recall@50)", lambda table: _best_alpha_beats(table)),
 )
 
 
 def _best_alpha_beats(table):
-  found = [(table.get(ssl_row(a), "overall/Recall@50"), a) for a in ALPHAS]
+  # α is chosen on the validation split, never on the test split the comparison reads.
+  found = [(table.valid.get(ssl_row(a), {}).get("overall/Recall@50"), a) for a in ALPHAS]
   found = [(st.mean, a) for st, a in found if st is not None and st.n]
   if not found or table.get("Two-tower", "overall/Recall@50") is None:
-    from ltbench.harness.spec import ClaimResult
     return ClaimResult(None, "needs the Two-tower row and at least one SSL α row")
-  best = max(found)[1]
-  return report.compare(table, ssl_row(best), "Two-tower", list(METRICS), ">")
+  valid_recall, best = max(found)
+  res = report.compare(table, ssl_row(best), "Two-tower", list(METRICS), ">")
+  return ClaimResult(res.holds, f"α = {best:g} chosen on validation (overall Recall@50 "
+                     f"{valid_recall:.2f}); test: {res.evidence}")
 
 
 def get_spec() -> TableSpec:
