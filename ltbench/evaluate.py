@@ -175,11 +175,24 @@ def exclusion_mask(indptr, indices, rows, num_items):
 
 @jax.jit
 def _rank_full_chunk(user_SxCxD, item_SxIxD, target_C, exclude_CxI):
-  """(ranks_SxC, ties_SxC)."""
+  """(ranks_SxC, ties_SxC): `target_rank` and `tied_count` of every model's scores.
+
+  Both counts come from one variadic reduction, so the [S, C, I] scores are read once;
+  two separate sums read them twice, which doubled the cost of a chunk on CPU (a
+  1,024 x 114k chunk: 1.27 s -> 0.58 s, the matrix product alone 0.56 s)."""
   scores_SxCxI = jnp.einsum("scd,sid->sci", user_SxCxD, item_SxIxD)
-  rank = jax.vmap(target_rank, in_axes=(0, None, None))(scores_SxCxI, target_C, exclude_CxI)
-  ties = jax.vmap(tied_count, in_axes=(0, None, None))(scores_SxCxI, target_C, exclude_CxI)
-  return rank, ties
+  num_items = scores_SxCxI.shape[-1]
+  target_score_SxCx1 = jnp.take_along_axis(scores_SxCxI, target_C[None, :, None], axis=-1)
+  counted_CxI = ~(jnp.arange(num_items)[None, :] == target_C[:, None])
+  if exclude_CxI is not None:
+    counted_CxI = counted_CxI & ~exclude_CxI
+  # The same comparisons as target_rank ("not <=", so NaN counts against the target) and
+  # tied_count (NaN never ties).
+  beats_SxCxI = (~(scores_SxCxI <= target_score_SxCx1) & counted_CxI[None]).astype(jnp.int32)
+  tied_SxCxI = ((scores_SxCxI == target_score_SxCx1) & counted_CxI[None]).astype(jnp.int32)
+  zero = jnp.int32(0)
+  return jax.lax.reduce((beats_SxCxI, tied_SxCxI), (zero, zero),
+                        lambda a, b: (a[0] + b[0], a[1] + b[1]), (2,))
 
 
 @jax.jit

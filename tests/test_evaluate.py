@@ -281,3 +281,28 @@ def test_a_model_scoring_every_item_alike_gets_the_chance_level():
   want = evaluate.chance_metrics(np.full(6, num_items), [k], slices)
   assert got[("all", "HR@5")][0] == pytest.approx(want[("all", "HR@5")])
   assert got[("all", "NDCG@5")][0] == pytest.approx(want[("all", "NDCG@5")])
+
+
+@pytest.mark.parametrize("chunk_size", [3, 1024])
+def test_rank_full_ranks_and_ties_match_target_rank_and_tied_count(chunk_size):
+  # rank_full counts both in one fused reduction: it must agree with the public
+  # per-example functions, ties, NaN scores and exclusions included.
+  user_SxUxD, item_SxIxD, target_U = _full_inputs()
+  item_SxIxD[1, 4] = np.nan  # a NaN item: beats every target of model 1, ties none
+  user_SxUxD[0, 2] = np.nan  # a NaN user: every score NaN, its target ranks last
+  lists = [[0, 1, 2], [], [3, 7, 10], [5]]
+  indptr, indices = _np_csr(lists)
+  users_U = np.array([0, 2, 1, 3, 2, 0, 3])
+  exclude_UxI = np.zeros((7, 11), bool)
+  for u, user in enumerate(users_U):
+    exclude_UxI[u, lists[user]] = True
+  ranks, ties = evaluate.rank_full(user_SxUxD, item_SxIxD, target_U,
+                                   (indptr, indices, users_U), chunk_size=chunk_size,
+                                   with_ties=True)
+  scores_SxUxI = np.einsum("sud,sid->sui", user_SxUxD, item_SxIxD)
+  for s in range(2):
+    np.testing.assert_array_equal(
+        ranks[s], evaluate.target_rank(scores_SxUxI[s], target_U, exclude_UxI))
+    np.testing.assert_array_equal(
+        ties[s], evaluate.tied_count(scores_SxUxI[s], target_U, exclude_UxI))
+  assert ties.sum() > 0 and ranks[0, 2] == 10 - exclude_UxI[2].sum() + exclude_UxI[2, target_U[2]]
