@@ -232,3 +232,17 @@ def test_idw_rows_differing_after_pretraining_share_it(tmp_path, capsys):
       assert b["valid_per_epoch"][cell][:n] == curve[:n]
     assert b["extras"]["idw_pretrain_shared"] is True
     assert "idw_pretrain_shared" not in a["extras"]
+
+
+def test_calibration_step_size_is_searchable_and_shares_pre_training():
+  """`ltbench tune idw/table1 --rows MUR-IDW --params calibration_lr`: one grid point per
+  step size, both pre-training like MUR-IDW itself (they differ only after it)."""
+  from ltbench.harness import tune
+  spec = get_spec("idw/table1")
+  tuned = tune.tune_spec(spec, ["MUR-IDW"], ["calibration_lr"])
+  assert [r.params["calibration_lr"] for r in tuned.rows] == [0.01, 0.001]
+  data = types.SimpleNamespace(meta={})
+  mur_idw = next(r for r in spec.rows if r.name == "MUR-IDW")
+  assert {runner.pretrain_key(tuned, r, data) for r in tuned.rows} == {
+      runner.pretrain_key(spec, mur_idw, data)}
+  assert [r.name for r in spec.rows if r.grid] == ["SUR-IDW", "MUR-IDW"]

@@ -57,8 +57,15 @@ ROW_SPECS = (  # (name, method, options, note)
 )
 
 
+# The step size of user-tower calibration: the paper is silent; the default is the training
+# rate, and the official code's optional fine-tune uses a tenth of it. A validation search
+# over both: `ltbench tune idw/table1 --rows MUR-IDW --params calibration_lr`.
+CALIBRATION_LR_GRID = (0.01, 0.001)
+
+
 def rows(paper_values: dict[str, dict]) -> tuple[Row, ...]:
-  return tuple(Row(name, method, dict(options), paper_values.get(name, {}), note=note)
+  return tuple(Row(name, method, dict(options), paper_values.get(name, {}), note=note,
+                   grid={"calibration_lr": CALIBRATION_LR_GRID} if "eta" in options else {})
                for name, method, options, note in ROW_SPECS)
 
 
