@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import pathlib
 import sys
 import time
@@ -159,11 +158,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     sleep_call()
     sleep_compile_s = time.perf_counter() - t0
-    calls = {v: [] for v in (*variants, "sleep")}
-    for _ in range(args.rounds):  # interleaved: a load spike hits every variant alike
-      for v in variants:
-        calls[v].append(train_step.best_of(programs[v].call, 1))
-      calls["sleep"].append(train_step.best_of(sleep_call, 1))
+    calls = train_step.interleaved_calls(
+        {**{v: programs[v].call for v in variants}, "sleep": sleep_call}, args.rounds)
     res = {}
     for v in variants:
       call_s = min(calls[v])
@@ -193,10 +189,7 @@ def main(argv=None):
             "method": "one process, interleaved rounds, best call per variant; epoch time = "
                       "steps_per_epoch x per-step time of a call (sampling included)",
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-  print(json.dumps(record, indent=1))
-  if not args.no_record:
-    train_step.write_record(record, "idw_step", args.out)
-  return record
+  return train_step.emit_record(record, "idw_step", args)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ Writes a JSON record naming the machine to results/benchmarks/ unless --no-recor
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -126,10 +125,7 @@ def main(argv=None):
       programs[v] = Program(bundle, data, v, seeds, steps, args.batch)
       compile_s[v] = round(programs[v].compile_s, 2)
       print(f"[bench] {v} x{seeds}: compiled in {compile_s[v]} s", file=sys.stderr, flush=True)
-    calls = {v: [] for v in variants}
-    for _ in range(args.rounds):  # interleaved: a load spike hits every variant alike
-      for v in variants:
-        calls[v].append(train_step.best_of(programs[v].call, 1))
+    calls = train_step.interleaved_calls({v: programs[v].call for v in variants}, args.rounds)
     for v in variants:
       sample_s = train_step.best_of(programs[v].sample, 3)
       stats = train_step.summarise(calls[v], sample_s, steps, seeds, steps_per_epoch)
@@ -159,10 +155,7 @@ def main(argv=None):
             "method": "one process, interleaved rounds, best call per variant; real-epoch rate "
                       "= per-epoch work + steps_per_epoch x per-step time",
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-  print(json.dumps(record, indent=1))
-  if not args.no_record:
-    train_step.write_record(record, "mirec_step", args.out)
-  return record
+  return train_step.emit_record(record, "mirec_step", args)
 
 
 if __name__ == "__main__":

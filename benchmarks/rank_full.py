@@ -17,7 +17,6 @@ Writes a JSON record naming the machine to results/benchmarks/ unless --no-recor
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -99,10 +98,7 @@ def main(argv=None):
   ties_old = np.concatenate(old[1::2], axis=1)
   identical = bool(np.array_equal(got[0], ranks_old) and np.array_equal(got[1], ties_old))
   product()
-  calls = {v: [] for v in variants}
-  for _ in range(args.rounds):  # interleaved: a load spike hits every variant alike
-    for v, fn in variants.items():
-      calls[v].append(train_step.best_of(fn, 1))
+  calls = train_step.interleaved_calls(variants, args.rounds)
   res = {}
   for v in variants:
     s = min(calls[v])
@@ -120,10 +116,7 @@ def main(argv=None):
             "method": "one process, interleaved rounds, best call per variant, after a "
                       "compiling call; host exclusion masks included in rank_full and two_pass",
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-  print(json.dumps(record, indent=1))
-  if not args.no_record:
-    train_step.write_record(record, "rank_full", args.out)
-  return record
+  return train_step.emit_record(record, "rank_full", args)
 
 
 if __name__ == "__main__":

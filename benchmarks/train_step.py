@@ -371,6 +371,24 @@ def environment():
           "load_average_at_start": os.getloadavg()}
 
 
+def interleaved_calls(fns: dict, rounds: int) -> dict[str, list[float]]:
+  """Each function's wall time over `rounds` interleaved rounds (one call of each per
+  round, in order), so that a load spike hits every variant alike."""
+  calls = {name: [] for name in fns}
+  for _ in range(rounds):
+    for name, fn in fns.items():
+      calls[name].append(best_of(fn, 1))
+  return calls
+
+
+def emit_record(record: dict, benchmark: str, args) -> dict:
+  """Prints a benchmark's JSON record and, unless --no-record, writes it to --out."""
+  print(json.dumps(record, indent=1))
+  if not args.no_record:
+    write_record(record, benchmark, args.out)
+  return record
+
+
 def write_record(record: dict, benchmark: str, out: str) -> pathlib.Path:
   """Writes a benchmark's JSON record as <out>/<benchmark>-<device>-<time>.json."""
   out_dir = pathlib.Path(out)
@@ -413,6 +431,8 @@ def main(argv=None):
   args = p.parse_args(argv)
   if args.worker:
     return worker(args.worker, args.data_dir, args.small)
+  if args.small:  # the tiny data set holds ~7,800 examples: keep every call inside one epoch
+    args.batch, args.steps = min(args.batch, 128), args.steps or 8
 
   wanted = args.variants.split(",")
   workers = {}
@@ -523,10 +543,7 @@ def main(argv=None):
       import torch
       record["environment"]["torch"] = torch.__version__
       record["environment"]["torch_threads"] = torch.get_num_threads()
-  print(json.dumps(record, indent=1))
-  if not args.no_record:
-    write_record(record, "train_step", args.out)
-  return record
+  return emit_record(record, "train_step", args)
 
 
 if __name__ == "__main__":

@@ -140,15 +140,21 @@ def _np_rank_full(user_SxUxD, item_SxIxD, target_U, exclude_UxI=None):
       for user_UxD, item_IxD in zip(user_SxUxD, item_SxIxD)])
 
 
-@pytest.mark.parametrize("chunk_size", [3, 7, 1024])
-def test_rank_full_matches_numpy_with_exclusion(chunk_size):
-  user_SxUxD, item_SxIxD, target_U = _full_inputs()
+def _exclusion_inputs():
+  """Per-user exclusion lists for _full_inputs' 7 examples: CSR form and dense mask."""
   lists = [[0, 1, 2], [], [3, 7, 10], [5]]
   indptr, indices = _np_csr(lists)
   users_U = np.array([0, 2, 1, 3, 2, 0, 3])
   exclude_UxI = np.zeros((7, 11), bool)
   for u, user in enumerate(users_U):
     exclude_UxI[u, lists[user]] = True
+  return indptr, indices, users_U, exclude_UxI
+
+
+@pytest.mark.parametrize("chunk_size", [3, 7, 1024])
+def test_rank_full_matches_numpy_with_exclusion(chunk_size):
+  user_SxUxD, item_SxIxD, target_U = _full_inputs()
+  indptr, indices, users_U, exclude_UxI = _exclusion_inputs()
   got = evaluate.rank_full(user_SxUxD, item_SxIxD, target_U, (indptr, indices, users_U),
                            chunk_size=chunk_size)
   want = _np_rank_full(user_SxUxD, item_SxIxD, target_U, exclude_UxI)
@@ -290,12 +296,7 @@ def test_rank_full_ranks_and_ties_match_target_rank_and_tied_count(chunk_size):
   user_SxUxD, item_SxIxD, target_U = _full_inputs()
   item_SxIxD[1, 4] = np.nan  # a NaN item: beats every target of model 1, ties none
   user_SxUxD[0, 2] = np.nan  # a NaN user: every score NaN, its target ranks last
-  lists = [[0, 1, 2], [], [3, 7, 10], [5]]
-  indptr, indices = _np_csr(lists)
-  users_U = np.array([0, 2, 1, 3, 2, 0, 3])
-  exclude_UxI = np.zeros((7, 11), bool)
-  for u, user in enumerate(users_U):
-    exclude_UxI[u, lists[user]] = True
+  indptr, indices, users_U, exclude_UxI = _exclusion_inputs()
   ranks, ties = evaluate.rank_full(user_SxUxD, item_SxIxD, target_U,
                                    (indptr, indices, users_U), chunk_size=chunk_size,
                                    with_ties=True)

@@ -4,12 +4,11 @@ rows GRU4Rec and Caser run through the same entry points (`make_config`, `run_pe
 and live in `ltbench.methods.sml_seq`.
 
 Zhang, Feng, Wang, He, Wang, Li, Zhang, "How to Retrain Recommender System? A Sequential
-Meta-Learning Method", SIGIR 2020 (slides: ../shared/papers/sml-sigir20-how-to-retrain-
-slides.md; the official code zyang1580/SML, summarised in ../shared/PRIOR_ART.md §1(d)).
+Meta-Learning Method", SIGIR 2020, and its official code (github.com/zyang1580/SML).
 
 Schedule over a `PeriodStream` (ltbench.data.periods) of periods D_0 … D_{P-1}:
 - pre-training: MF on D_0 ∪ … ∪ D_{first_online−1} (`pretrain_epochs`), shared by every
-  row of a seed (the official code starts from a pretrained MF, BCE_init; PRIOR_ART §0.3);
+  row of a seed (the official code starts from an undocumented pretrained MF, BCE_init.pkl);
 - online, t = first_online … P−1: when period t is tested, the current recommender
   (W_{t−1}) is first evaluated on its test rows, then it is updated with D_t:
   * Full-retrain: MF on D_0 ∪ … ∪ D_t, warm-started from W_{t−1} (`mf_epochs` passes);

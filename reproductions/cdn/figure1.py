@@ -3,7 +3,7 @@ overall (y) for H→H, H→T, T→H, T→T (H = the original long-tail distribut
 re-sampled balanced distribution Ω_r; 20 + 20 epochs; stage 2 re-trains the item side with
 the user tower frozen; item ids only, Appendix B.1), with CDN for reference.
 
-Command (paper scale):  ltbench run cdn/figure1 --data-dir ../shared/data
+Command (paper scale):  ltbench run cdn/figure1 --data-dir DIR
 Expected wall time: about 5.4 h per row for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally:            ltbench run cdn/figure1 --quick
 Writes figure1.png and figure1.csv beside the table.

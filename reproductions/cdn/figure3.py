@@ -1,7 +1,7 @@
 """CDN (KDD'23) Figure 3: the mean gate value of the memorisation and the generalisation
 expert for head and for tail items (CDN on MovieLens-1M).
 
-Command (paper scale):  ltbench run cdn/figure3 --data-dir ../shared/data
+Command (paper scale):  ltbench run cdn/figure3 --data-dir DIR
 Expected wall time: about 5.4 h for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally:            ltbench run cdn/figure3 --quick
 Writes figure3.png and figure3.csv beside the table.

@@ -2,7 +2,7 @@
 γ ∈ {1.2, 1.5, 2.1, 3, 5, 10, 30}, on MovieLens-1M. The same runs' validation metrics
 select γ for the other CDN tables (`ltbench diff cdn/figure4` prints the choice).
 
-Command (paper scale):  ltbench run cdn/figure4 --data-dir ../shared/data
+Command (paper scale):  ltbench run cdn/figure4 --data-dir DIR
 Expected wall time: about 5.4 h per γ for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally:            ltbench run cdn/figure4 --quick
 Writes figure4.png and figure4.csv beside the table.

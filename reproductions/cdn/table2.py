@@ -2,7 +2,7 @@
 head / tail, mean ± SE over 5 seeds.
 
 Command (paper scale, ML-1M; data from --data-dir, $LTBENCH_DATA or the user cache):
-  ltbench run cdn/table2 --data-dir ../shared/data
+  ltbench run cdn/table2 --data-dir DIR
   ltbench diff cdn/table2
 Expected wall time: about 5.4 h per row for 5 seeds x 40 epochs on a 2-core CPU (measured:
 871 s for the Two-tower row at 3 seeds x 3 epochs, results/cdn/table2-epochs3/); on one

@@ -1,6 +1,6 @@
 """CDN (KDD'23) Table 4: cross-decoupling ablation on MovieLens-1M (BDN, UDN, IDN vs CDN).
 
-Command (paper scale):  ltbench run cdn/table4 --data-dir ../shared/data
+Command (paper scale):  ltbench run cdn/table4 --data-dir DIR
 Expected wall time: about 5.4 h per row for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally:            ltbench run cdn/table4 --quick
 """

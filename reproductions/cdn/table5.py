@@ -2,7 +2,7 @@
 Mem/Gen = CDN), with the same number of experts and the same parameter budget (the backbone
 item tower's, §3.3) in every design.
 
-Command (paper scale):  ltbench run cdn/table5 --data-dir ../shared/data
+Command (paper scale):  ltbench run cdn/table5 --data-dir DIR
 Expected wall time: about 5.4 h per row for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally:            ltbench run cdn/table5 --quick
 """

@@ -5,7 +5,7 @@ M = 1 is SUR (and SUR-IDW), M = 5 is Table 1's MUR (and MUR-IDW): those rows are
 exactly as Table 1's and share its trials. The figure's axis values are not in the text;
 M ∈ {1, 2, 3, 5, 8} is our choice around the paper's 5.
 
-Command (paper scale):  ltbench run idw/figure6 --data-dir ../shared/data
+Command (paper scale):  ltbench run idw/figure6 --data-dir DIR
 Expected wall time: as idw/table1's rows (10 rows, 4 shared with idw/table1): hours per row at 5 seeds on
 a 2-core CPU, about 2 minutes on one NVIDIA H200 GPU.
 Run locally:            ltbench run idw/figure6 --quick   (synthetic data, M ∈ {1, 2, 5})

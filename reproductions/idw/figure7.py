@@ -9,7 +9,7 @@ trials. m = 1 keeps the initial weights (no density weighting): MUR plus calibra
 Paper: "We found η = 0.0004 to be the best"; "m = 0.9 yields the best results, followed by
 m = 0.99 and m = 1.0"; a low m "makes the model unstable".
 
-Command (paper scale):  ltbench run idw/figure7 --data-dir ../shared/data
+Command (paper scale):  ltbench run idw/figure7 --data-dir DIR
 Expected wall time: as idw/table1's rows (11 rows, 1 shared with idw/table1): hours per row at 5 seeds on
 a 2-core CPU, about 2 minutes on one NVIDIA H200 GPU.
 Run locally:            ltbench run idw/figure7 --quick   (synthetic; η ∈ {1, 4, 7}e-4, m ∈

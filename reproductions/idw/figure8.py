@@ -5,7 +5,7 @@ MUR for reference, on each data set (`--dataset` as idw/table1).
 rows are Table 1's MUR and MUR-IDW and share its trials. The paper draws the figure as bars
 without printed values.
 
-Command (paper scale):  ltbench run idw/figure8 --data-dir ../shared/data
+Command (paper scale):  ltbench run idw/figure8 --data-dir DIR
 Other data sets:        ltbench run idw/figure8 --dataset amazon-kindle --data-dir ...
 Expected wall time: as idw/table1's rows (3 rows, 2 shared with idw/table1): hours per row at 5 seeds on
 a 2-core CPU, about 2 minutes on one NVIDIA H200 GPU.

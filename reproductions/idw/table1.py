@@ -3,8 +3,8 @@ MUR-IDW on MovieLens-1M (here: the users with timestamps, `ml-1m-u2999-time`), K
 and Clothing, Shoes & Jewelry (`--dataset amazon-kindle` / `amazon-clothing` with the files;
 labelled stand-ins otherwise), plus the head / tail slices of Figure 5.
 
-Command (paper scale):  ltbench run idw/table1 --data-dir ../shared/data
-Other data sets:        ltbench run idw/table1 --dataset ml-100k --data-dir ../shared/data
+Command (paper scale):  ltbench run idw/table1 --data-dir DIR
+Other data sets:        ltbench run idw/table1 --dataset ml-100k --data-dir DIR
 Expected wall time: hours per row at 5 seeds on a 2-core CPU: one MUR epoch on
 ml-1m-u2999-time costs about 90 s per seed there (results/benchmarks/
 idw_step-cpu-20261204-141345.json), and early stopping ends a row after some 15-50 epochs

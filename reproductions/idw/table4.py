@@ -2,8 +2,8 @@
 
 The rows and trials are Table 1's (same configuration): running both trains once.
 
-Command (paper scale):  ltbench run idw/table4 --data-dir ../shared/data
-Other data sets:        ltbench run idw/table4 --dataset ml-100k --data-dir ../shared/data
+Command (paper scale):  ltbench run idw/table4 --data-dir DIR
+Other data sets:        ltbench run idw/table4 --dataset ml-100k --data-dir DIR
 Run locally:            ltbench run idw/table4 --quick
 """
 

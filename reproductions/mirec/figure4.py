@@ -9,7 +9,7 @@ MIRec spec). One row per (method, d), each configured as in Table 4; the d = 64 
 no model override, so they share their configuration keys (and trials) with mirec/table4.
 
 Command (paper scale: 5 seeds x 200 epochs, 100 + 100 for MIRec; ML-1M):
-  ltbench run mirec/figure4 --data-dir ../shared/data
+  ltbench run mirec/figure4 --data-dir DIR
   ltbench diff mirec/figure4
 Expected wall time: not measured; 16 rows, each about a Table 4 row of its method (a
 two-tower row ~25 h for 5 seeds x 200 epochs on a 2-core CPU at d = 64; d = 128 about twice

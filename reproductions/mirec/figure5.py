@@ -17,7 +17,7 @@ The rows are Table 4's, with the same configuration keys: trials of mirec/table4
 slice losses are reused, and Table 4 reuses these.
 
 Command (paper scale: 5 seeds, 100 + 100 epochs, ML-1M):
-  ltbench run mirec/figure5 --data-dir ../shared/data
+  ltbench run mirec/figure5 --data-dir DIR
   ltbench diff mirec/figure5
 Expected wall time: not measured; as Table 4's rows (a curriculum row is a two-tower row,
 ~25 h for 5 seeds x 200 epochs on a 2-core CPU; MIRec's meta stage costs several two-tower

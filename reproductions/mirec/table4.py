@@ -2,7 +2,7 @@
 head (top 20 % items) / tail, mean ± SE over 5 seeds (the paper prints single values).
 
 Command (paper scale, ML-1M; data from --data-dir, $LTBENCH_DATA or the user cache):
-  ltbench run mirec/table4 --data-dir ../shared/data
+  ltbench run mirec/table4 --data-dir DIR
   ltbench diff mirec/table4
 Expected wall time: not measured yet. A two-tower row is ~25 h for 5 seeds x 200 epochs on a
 2-core CPU (CDN Table 2's Two-tower row: 5.4 h for 40 epochs); MeLU and MIRec's meta stage

@@ -2,7 +2,7 @@
 head / tail ("Default" is the two-tower backbone, the paper's Table 4 Two-tower numbers).
 
 Command (paper scale, ML-1M):
-  ltbench run mirec/table6 --data-dir ../shared/data
+  ltbench run mirec/table6 --data-dir DIR
   ltbench diff mirec/table6
 Expected wall time: not measured yet; each MIRec-family row trains θ* (100 epochs, a two-tower
 step) and then the meta stage (100 epochs, several two-tower steps each); Default and MIRec

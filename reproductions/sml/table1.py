@@ -13,8 +13,8 @@ GRU4Rec and Caser: the SML paper gives no settings for them; ours are in
 `methods.sml_seq` (d 64; Caser L 5, n_v 4, n_h 16, dropout 0.5 from Caser's paper; GRU4Rec
 a 20-item window; both Adam 1e-3, weight decay 1e-6, log loss with one sampled negative).
 
-Command (stand-in scale):  ltbench run sml/table1 --data-dir ../shared/data
-Other stand-in:            ltbench run sml/table1 --dataset ml-1m-u2999-periods --data-dir ../shared/data
+Command (stand-in scale):  ltbench run sml/table1 --data-dir DIR
+Other stand-in:            ltbench run sml/table1 --dataset ml-1m-u2999-periods --data-dir DIR
 Expected wall time (2-core CPU shared with other jobs, 1 seed): Fine-tune ~20 s, SML
 ~30 s per period (~8 min for the 15 online periods; its transfer networks run on every
 batch); 3 seeds are vmapped in one program. The ML-1M stand-in is ~5x larger.
@@ -72,7 +72,7 @@ PAPER_RI = {  # (recall RI, NDCG RI) in percent, as printed
              "GRU4Rec": (22.8, 30.5), "Caser": (2.8, 3.12)},
 }
 
-# Official defaults (PRIOR_ART §1(d)): MF lr 0.01, l2 1e-6, batch 1024, d 64; transfer lr
+# Official defaults (zyang1580/SML): MF lr 0.01, l2 1e-6, batch 1024, d 64; transfer lr
 # 1e-3, l2 1e-4, batch 256; MF_epochs = TR_epochs = 1; multi_num 10 (Yelp).
 COMMON = {"dim": 64, "mf_lr": 0.01, "mf_l2": 1e-6, "mf_batch": 1024, "mf_epochs": 1,
           "pretrain_epochs": 20, "tr_lr": 1e-3, "tr_l2": 1e-4, "tr_batch": 256,

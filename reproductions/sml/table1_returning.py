@@ -10,8 +10,8 @@ users, with the same sampled negatives: 6,524 rows on ML-100K (1,548 / 1,367 / 5
 2,170 per tested period), 79,678 on ML-1M-u2999. Everything else (rows, training, paper
 numbers, claims) is sml/table1's; the trials are separate (the data options key them).
 
-Command (stand-in scale):  ltbench run sml/table1-returning --data-dir ../shared/data
-Other stand-in:            ltbench run sml/table1-returning --dataset ml-1m-u2999-periods --data-dir ../shared/data
+Command (stand-in scale):  ltbench run sml/table1-returning --data-dir DIR
+Other stand-in:            ltbench run sml/table1-returning --dataset ml-1m-u2999-periods --data-dir DIR
 Expected wall time: as sml/table1 (training is identical; evaluation ranks fewer rows).
 Run locally:               ltbench run sml/table1-returning --quick   (synthetic stream, ~1 min)
 """

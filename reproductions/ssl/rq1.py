@@ -4,8 +4,8 @@ MAP@10/50 and HR/NDCG@50 on overall / head / tail, mean ± SE over 5 seeds, on M
 (the paper's Wikipedia and app-to-app data are not available: directions only).
 
 Command (paper scale, ML-1M; data from --data-dir, $LTBENCH_DATA or the user cache):
-  ltbench run ssl/rq1 --data-dir ../shared/data
-  ltbench run ssl/rq1 --data-dir ../shared/data --dataset ml-100k
+  ltbench run ssl/rq1 --data-dir DIR
+  ltbench run ssl/rq1 --data-dir DIR --dataset ml-100k
 Expected wall time: about 5.5 h per row for 5 seeds x 40 epochs on a 2-core CPU (the
 Two-tower row of cdn/table2; the SSL rows add two item-tower passes over the batch per
 step); minutes per row on a GPU.

@@ -3,8 +3,8 @@ trained on 10 %, 25 %, 50 % and 100 % of the training examples (a subset drawn p
 seed; evaluation unchanged), on MovieLens (directions only).
 
 Command (paper scale, ML-1M):
-  ltbench run ssl/rq2 --data-dir ../shared/data
-  ltbench run ssl/rq2 --data-dir ../shared/data --rows "Two-tower 10%,SSL-CFM 10%"
+  ltbench run ssl/rq2 --data-dir DIR
+  ltbench run ssl/rq2 --data-dir DIR --rows "Two-tower 10%,SSL-CFM 10%"
 Expected wall time: 20 rows at about 5.5 h each for 5 seeds x 40 epochs on a 2-core CPU
 (every fraction runs the same number of steps: an epoch is N / batch steps drawn from the
 subset); the 100 % rows are RQ1's and are reused from ssl/rq1's results when present.

@@ -3,7 +3,7 @@ against spread-out at the same α) and the value-dropout rate p of the augmentat
 MovieLens (directions only). Writes rq3-alpha.png/.csv (overall Recall@50 and MAP@50 against
 α) and rq3-dropout.png/.csv (against p) beside the table.
 
-Command (paper scale, ML-1M):  ltbench run ssl/rq3 --data-dir ../shared/data
+Command (paper scale, ML-1M):  ltbench run ssl/rq3 --data-dir DIR
 Expected wall time: 15 rows at about 5.5 h each for 5 seeds x 40 epochs on a 2-core CPU
 (rows differing only in α or p share one compiled program); the Two-tower and the
 α = 0.1, p = 0.1 rows are RQ1's (reused from ssl/rq1's results when present).

@@ -2,7 +2,7 @@
 Recall@10/50 and MAP@10/50, on MovieLens (directions only). The two rows are RQ1's (the
 trials are reused from ssl/rq1's results when present).
 
-Command (paper scale, ML-1M):  ltbench run ssl/rq4 --data-dir ../shared/data
+Command (paper scale, ML-1M):  ltbench run ssl/rq4 --data-dir DIR
 Expected wall time: about 5.5 h per row for 5 seeds x 40 epochs on a 2-core CPU.
 Run locally (synthetic data, 2 seeds, 8 epochs):  ltbench run ssl/rq4 --quick
 """
