@@ -8,7 +8,8 @@ import pytest
 from ltbench.data import movielens
 from ltbench.errors import DataError
 
-REAL_ML1M = pathlib.Path("/work/shared/data/ml-1m")
+# The real data, when a checkout sits beside a `shared/data` folder (else the test skips).
+REAL_ML1M = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-1m"
 
 ML1M_USERS = "1::F::1::10::48067\n2::M::56::16::70072\n3::M::25::15::55117\n"
 ML1M_MOVIES = ("1::Toy Story (1995)::Animation|Children's|Comedy\n"
