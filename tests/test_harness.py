@@ -182,6 +182,19 @@ def test_identical_rows_are_reused_across_specs(tmp_path, capsys):
   assert trial["reused_from"] == "cdn/table2-quick-epochs1:Two-tower"
 
 
+def test_spec_eta_does_not_count_rows_another_spec_already_trained(tmp_path, capsys):
+  # ssl/rq2's "Two-tower 100%" is ssl/rq1's Two-tower: once rq1 has it, training
+  # "Two-tower 10%" is the last row to train, so its progress lines name no spec ETA.
+  common = ["--quick", "--seeds", "0", "--epochs", "2", "--out", str(tmp_path)]
+  assert cli.main(["run", "ssl/rq1", "--rows", "Two-tower"] + common) == 0
+  capsys.readouterr()
+  assert cli.main(["run", "ssl/rq2", "--rows", "Two-tower 10%,Two-tower 100%"] + common) == 0
+  err = capsys.readouterr().err
+  assert "Two-tower 10% epoch   1/2" in err and "row ETA" in err
+  assert "spec ETA" not in err
+  assert "Two-tower 100%: reused seeds [0]" in err
+
+
 def test_interrupted_row_resumes_from_its_orbax_checkpoint(tmp_path, monkeypatch, capsys):
   spec = get_spec("cdn/table2").quick()
   spec = dataclasses.replace(spec, rows=spec.rows[:1], claims=(),

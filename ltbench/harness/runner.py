@@ -113,17 +113,16 @@ class TrialStore:
     store.append_line(self.path, record)
 
 
-def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key: str,
-                 seeds: list[int], cells=(), needs=(), needs_extras=()) -> list[int]:
-  """Copies finished trials of the same configuration (same config key: method, options,
-  training, model, data and protocol) from other specs' stores under out_root, so a row
-  shared between tables (e.g. CDN in Tables 2, 4, 5) trains once. A trial evaluated at
-  other cut-offs (its test metrics lack one of `cells`, e.g. Recall@10 from a spec that
-  reports @50 only) or lacking a record field in `needs` (e.g. "slice_loss_per_epoch" for
-  a spec with `record_slice_losses`) or an extras key in `needs_extras` is not reused.
-  Returns the seeds reused."""
+def reusable_trials(out_root: pathlib.Path, target: TrialStore, key: str, seeds: list[int],
+                    cells=(), needs=(), needs_extras=()) -> dict[int, dict]:
+  """Finished trials of the same configuration (same config key: method, options, training,
+  model, data and protocol) in other specs' stores under out_root, by seed (the first found
+  in path order). A trial evaluated at other cut-offs (its test metrics lack one of `cells`,
+  e.g. Recall@10 from a spec that reports @50 only) or lacking a record field in `needs`
+  (e.g. "slice_loss_per_epoch" for a spec with `record_slice_losses`) or an extras key in
+  `needs_extras` does not count."""
   if not seeds or not out_root.exists():
-    return []
+    return {}
   found: dict[int, dict] = {}
   for path in sorted(out_root.glob("**/trials.jsonl")):
     if path.resolve() == target.path.resolve():
@@ -132,9 +131,18 @@ def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key:
       if (t["config"] == key and t["status"] == "ok" and t["seed"] in seeds
           and all(c in t.get("test", {}) for c in cells) and all(f in t for f in needs)
           and all(k in t.get("extras", {}) for k in needs_extras)):
-        found.setdefault(t["seed"], {**t, "reused_from": f"{t['spec']}:{t['row']}"})
+        found.setdefault(t["seed"], t)
+  return found
+
+
+def reuse_trials(out_root: pathlib.Path, target: TrialStore, row_name: str, key: str,
+                 seeds: list[int], cells=(), needs=(), needs_extras=()) -> list[int]:
+  """Copies the `reusable_trials` of `seeds` into `target` under `row_name`, so a row shared
+  between tables (e.g. CDN in Tables 2, 4, 5) trains once. Returns the seeds reused."""
+  found = reusable_trials(out_root, target, key, seeds, cells, needs, needs_extras)
   for seed in sorted(found):
-    target.append({**found[seed], "row": row_name})
+    t = found[seed]
+    target.append({**t, "reused_from": f"{t['spec']}:{t['row']}", "row": row_name})
   return sorted(found)
 
 
@@ -624,10 +632,14 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
             and all(k in t.get("extras", {}) for k in spec.needs_extras))
   finished = {(t["row"], t["config"], t["seed"]) for t in trials_store.load() if complete(t)}
   tkeys = {r.name: training_key(row_spec(spec, r), r, row_data(r)[1]) for r in selected}
-  # Rows with something to train, for the spec's ETA (trials reused from other specs aside;
-  # rows that train with an earlier row of the same training key count once).
-  todo = [r.name for r in selected if any((r.name, keys[r.name], s) not in finished
-                                          for s in seeds)]
+  # Rows with something to train, for the spec's ETA: seeds neither on disk here nor
+  # reusable from another spec's identical configuration; rows that train with an earlier
+  # row of the same training key count once.
+  def to_train(r):
+    missing = [s for s in seeds if (r.name, keys[r.name], s) not in finished]
+    return missing and set(missing) - set(reusable_trials(
+        out_root, trials_store, keys[r.name], missing, spec.cells, needs, spec.needs_extras))
+  todo = [r.name for r in selected if to_train(r)] if train_rows else []
   todo = [n for i, n in enumerate(todo)
           if tkeys[n] is None or tkeys[n] not in {tkeys[m] for m in todo[:i]}]
 
