@@ -193,6 +193,10 @@ def test_spec_eta_does_not_count_rows_another_spec_already_trained(tmp_path, cap
   assert "Two-tower 10% epoch   1/2" in err and "row ETA" in err
   assert "spec ETA" not in err
   assert "Two-tower 100%: reused seeds [0]" in err
+  # A report written later records the seeds on disk, not the spec's default seed list.
+  assert cli.main(["report", "ssl/rq2", "--quick", "--epochs", "2", "--out", str(tmp_path)]) == 0
+  run = json.loads((tmp_path / "ssl" / "rq2-quick-epochs2" / "run.json").read_text())
+  assert run["meta"]["seeds_requested"] == [0]
 
 
 def test_interrupted_row_resumes_from_its_orbax_checkpoint(tmp_path, monkeypatch, capsys):

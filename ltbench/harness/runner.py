@@ -588,9 +588,12 @@ def report_spec(spec: TableSpec, data_dir: str | None = None,
     raise SpecError(f"{trials_path} does not exist: no trial of {spec.out_name} has finished "
                     "yet (or the flags select another folder; `ltbench diff` lists the "
                     "folders of a spec)")
-  return _run_locked(spec, list(spec.seeds), spec.rows, data_dir, pathlib.Path(out_root),
-                     out_dir, TrialStore(trials_path), download, allow_modified_data,
-                     train_rows=False)
+  # A report trains nothing, so the seeds it records are those of the trials on disk (the
+  # run that wrote them may have asked for fewer than the spec's default).
+  trials_store = TrialStore(trials_path)
+  seeds = sorted({t["seed"] for t in trials_store.load(warn=False)}) or list(spec.seeds)
+  return _run_locked(spec, seeds, spec.rows, data_dir, pathlib.Path(out_root), out_dir,
+                     trials_store, download, allow_modified_data, train_rows=False)
 
 
 def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store, download,
