@@ -8,6 +8,8 @@ Command (paper scale, ML-1M):
 Expected wall time: 20 rows at about 5.5 h each for 5 seeds x 40 epochs on a 2-core CPU
 (every fraction runs the same number of steps: an epoch is N / batch steps drawn from the
 subset); the 100 % rows are RQ1's and are reused from ssl/rq1's results when present.
+Measured on ML-1M, 3 seeds x 10 epochs, 2-core CPU: Two-tower about 18-19 min and SSL-CFM
+about 25 min per fraction row.
 Run locally (synthetic data, 2 seeds, 8 epochs):
   ltbench run ssl/rq2 --quick
 """
