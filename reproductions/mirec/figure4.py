@@ -15,7 +15,8 @@ Expected wall time: 16 rows, each about a Table 4 row of its method (a two-tower
 for 5 seeds x 200 epochs on a 2-core CPU at d = 64). Measured on ML-100K, 3 seeds x 40
 epochs, 2-core CPU: Two-tower / LogQ about 75 s at d = 16, 115 s at d = 32 and 670 s at
 d = 128 (the towers [4d, 2d, d] grow with d squared); MeLU 55 s / 136 s / 555 s / 2,017 s
-and MIRec 179 s / 283 s / 745 s / 1,314 s at d = 16 / 32 / 64 / 128. Select dimensions with --rows, e.g. --rows "MIRec d=16,MIRec d=32".
+and MIRec 179 s / 283 s / 745 s / 1,314 s at d = 16 / 32 / 64 / 128. Select dimensions
+with --rows, e.g. --rows "MIRec d=16,MIRec d=32".
 Run locally (synthetic data, 2 seeds, 8 epochs, small model, d ∈ {8, 16, 32}):
   ltbench run mirec/figure4 --quick
 Writes figure4.png and figure4.csv beside the table.
