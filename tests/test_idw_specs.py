@@ -96,6 +96,21 @@ def test_train_stops_when_on_epoch_says_so():
   assert np.isfinite(result.losses[:, :2]).all() and np.isnan(result.losses[:, 2:]).all()
 
 
+def test_progress_eta_is_an_upper_bound_under_early_stopping(capsys):
+  """With patience the row usually stops early, so its ETA (to the last epoch) says "at most"."""
+  from ltbench.data import registry
+  from ltbench import methods
+  from ltbench.methods.sequential import SeqModelConfig
+  data = registry.load_sequences("idw-synthetic", synthetic_config={"num_users": 200})
+  tiny = SeqModelConfig(dim=8, num_layers=1, num_heads=1, item_sizes=(8,))
+  for patience, expected in ((3, "row ETA at most ~"), (0, "row ETA ~")):
+    cfg = TrainConfig(epochs=2, batch_size=256, learning_rate=0.01, patience=patience)
+    method = methods.build("sur", data, tiny, cfg)
+    train(method, data.device_arrays(), int(data.train_row_E.shape[0]),
+          jnp.stack([jax.random.PRNGKey(0)]), cfg)
+    assert expected in capsys.readouterr().err
+
+
 def test_config_keys_of_committed_cdn_rows_are_unchanged(tmp_path):
   """Early stopping and sequence specs added fields to TrainConfig and TableSpec: the keys
   of rows that use neither must not move, or committed trials would stop counting."""

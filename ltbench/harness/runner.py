@@ -687,13 +687,15 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
           f"({'period by period' if is_periods(bundle) else f'{spec.train.epochs} epochs'}, "
           "vmapped)", file=sys.stderr, flush=True)
     t_row = time.time()
+    bound = "at most ~" if resolve_row(spec, row)[1].patience else "~"
 
-    def spec_eta(row_left_s, t_row=t_row, rows_after=rows_after):
-      # Rows still to train after this one, each taking this row's projected time.
+    def spec_eta(row_left_s, t_row=t_row, rows_after=rows_after, bound=bound):
+      # Rows still to train after this one, each taking this row's projected time (with
+      # early stopping that projection runs to the last epoch, so it is an upper bound).
       if not rows_after:
         return ""
       per_row = (time.time() - t_row) + row_left_s
-      return f", spec ETA ~{duration(row_left_s + rows_after * per_row)} ({rows_after} more " \
+      return f", spec ETA {bound}{duration(row_left_s + rows_after * per_row)} ({rows_after} more " \
              f"row{'s' if rows_after > 1 else ''})"
 
     rspec, row_bundle, row_arrays = row_data(row)
