@@ -10,6 +10,8 @@ ml-1m-u2999-time costs about 90 s per seed there (results/benchmarks/
 idw_step-cpu-20261204-141345.json), and early stopping ends a row after some 15-50 epochs
 (IDW rows: pre-training, up to 5 x 5 wake epochs, 5 calibration).
 On one NVIDIA H200 GPU: 108-144 s per row at 5 seeds (measured, results/idw/table1/).
+On the Amazon stand-ins (2-core CPU, 3 seeds): Clothing 28 s-5 min per row, Kindle 3-17 min
+(65 min for all nine rows; results/idw/table1-amazon-*-standin/).
 Run locally:            ltbench run idw/table1 --quick
 """
 
