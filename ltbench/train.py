@@ -22,6 +22,12 @@ import optax
 PyTree = Any
 
 
+def eta_bound(patience: int) -> str:
+  """How an ETA projected to the last epoch reads: with early stopping (patience > 0) a row
+  usually ends well before it, so the projection is an upper bound."""
+  return "at most ~" if patience else "~"
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   epochs: int = 40  # epochs of the whole run (all phases together)
@@ -271,9 +277,7 @@ def train(method: Method, data: PyTree, num_examples: int, keys_S: jax.Array,
       rate = (epoch + 1 - start_epoch) * num_steps / max(elapsed, 1e-9)
       # The first epoch includes compilation, so early ETAs are pessimistic.
       left = elapsed / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1)
-      # With early stopping the row usually ends well before cfg.epochs: say so.
-      bound = "at most ~" if cfg.patience else "~"
-      eta = f"; row ETA {bound}{duration(left)}" if epoch + 1 < cfg.epochs else ""
+      eta = f"; row ETA {eta_bound(cfg.patience)}{duration(left)}" if epoch + 1 < cfg.epochs else ""
       if eta and progress is not None:
         eta += progress(left)
       print(f"  {label} epoch {epoch + 1:>3}/{cfg.epochs}  loss {np.mean(ok) if ok else math.nan:.4f}"

@@ -80,34 +80,31 @@ def test_best_epoch_keeps_each_seeds_best_parameters():
   np.testing.assert_array_equal(best.epochs[0], [1, 0])
 
 
-def test_train_stops_when_on_epoch_says_so():
+def _train_tiny_sur(cfg, **kwargs):
+  """One seed of a tiny SUR on 200 synthetic users' sequences, trained by `train`."""
   from ltbench.data import registry
   from ltbench import methods
   from ltbench.methods.sequential import SeqModelConfig
   data = registry.load_sequences("idw-synthetic", synthetic_config={"num_users": 200})
-  cfg = TrainConfig(epochs=5, batch_size=256, learning_rate=0.01, log_every=0)
   tiny = SeqModelConfig(dim=8, num_layers=1, num_heads=1, item_sizes=(8,))
   method = methods.build("sur", data, tiny, cfg)
+  return train(method, data.device_arrays(), int(data.train_row_E.shape[0]),
+               jnp.stack([jax.random.PRNGKey(0)]), cfg, **kwargs)
+
+
+def test_train_stops_when_on_epoch_says_so():
+  cfg = TrainConfig(epochs=5, batch_size=256, learning_rate=0.01, log_every=0)
   seen = []
-  result = train(method, data.device_arrays(), int(data.train_row_E.shape[0]),
-                 jnp.stack([jax.random.PRNGKey(0)]), cfg,
-                 on_epoch=lambda epoch, state, loss: seen.append(epoch) or epoch == 1)
+  result = _train_tiny_sur(
+      cfg, on_epoch=lambda epoch, state, loss: seen.append(epoch) or epoch == 1)
   assert seen == [0, 1]
   assert np.isfinite(result.losses[:, :2]).all() and np.isnan(result.losses[:, 2:]).all()
 
 
 def test_progress_eta_is_an_upper_bound_under_early_stopping(capsys):
   """With patience the row usually stops early, so its ETA (to the last epoch) says "at most"."""
-  from ltbench.data import registry
-  from ltbench import methods
-  from ltbench.methods.sequential import SeqModelConfig
-  data = registry.load_sequences("idw-synthetic", synthetic_config={"num_users": 200})
-  tiny = SeqModelConfig(dim=8, num_layers=1, num_heads=1, item_sizes=(8,))
   for patience, expected in ((3, "row ETA at most ~"), (0, "row ETA ~")):
-    cfg = TrainConfig(epochs=2, batch_size=256, learning_rate=0.01, patience=patience)
-    method = methods.build("sur", data, tiny, cfg)
-    train(method, data.device_arrays(), int(data.train_row_E.shape[0]),
-          jnp.stack([jax.random.PRNGKey(0)]), cfg)
+    _train_tiny_sur(TrainConfig(epochs=2, batch_size=256, learning_rate=0.01, patience=patience))
     assert expected in capsys.readouterr().err
 
 

@@ -29,7 +29,7 @@ from ltbench.data.periods import PeriodStream
 from ltbench.data.sequences import SequenceData
 from ltbench.harness import report, store
 from ltbench.harness.spec import Row, TableSpec, check_seeds, resolve_row, row_spec
-from ltbench.train import TrainState, duration, init_state, program_key, train
+from ltbench.train import TrainState, duration, eta_bound, init_state, program_key, train
 
 
 # -- metadata ----------------------------------------------------------------------------
@@ -687,11 +687,10 @@ def _run_locked(spec, seeds, selected, data_dir, out_root, out_dir, trials_store
           f"({'period by period' if is_periods(bundle) else f'{spec.train.epochs} epochs'}, "
           "vmapped)", file=sys.stderr, flush=True)
     t_row = time.time()
-    bound = "at most ~" if resolve_row(spec, row)[1].patience else "~"
+    bound = eta_bound(resolve_row(spec, row)[1].patience)
 
     def spec_eta(row_left_s, t_row=t_row, rows_after=rows_after, bound=bound):
-      # Rows still to train after this one, each taking this row's projected time (with
-      # early stopping that projection runs to the last epoch, so it is an upper bound).
+      # Rows still to train after this one, each taking this row's projected time.
       if not rows_after:
         return ""
       per_row = (time.time() - t_row) + row_left_s
