@@ -92,3 +92,22 @@ def test_per_dataset_note_without_settings_has_no_empty_list():
   notes = for_dataset(reproductions.get_spec("idw/table1"), "ml-100k").notes
   assert notes[0].startswith("The paper reports nothing on this data set")
   assert not any("Settings for ml-100k: ." in n for n in notes)
+
+
+def test_cdn_figure4_saturation_names_its_margin_and_seed_count():
+  # One seed has no SE: "flat" falls back to 2 % of γ=5, and the evidence must say so
+  # rather than print a misleading 2·SE = 0. With 3 seeds a wide SE makes the same gap flat.
+  from ltbench.harness.report import Table, summarise
+  from reproductions.cdn import figure4
+  spec = get_spec("cdn/figure4")
+
+  def table(values_by_gamma):
+    stats = {f"γ={g:g}": {"overall/NDCG@50": summarise(v)} for g, v in values_by_gamma.items()}
+    return Table(spec, stats, stats, {})
+
+  one = figure4.saturates(table({1.2: [6.0], 5.0: [8.0], 30.0: [7.7]}))
+  assert one.holds is False  # 0.3 > 2 % of 8.0
+  assert "1 seed, so no SE" in one.evidence and "= 0.16" in one.evidence
+  assert figure4.saturates(table({1.2: [6.0], 5.0: [8.0], 30.0: [7.9]})).holds is True
+  wide = figure4.saturates(table({1.2: [6.0] * 3, 5.0: [7.0, 8.0, 9.0], 30.0: [6.7, 7.7, 8.7]}))
+  assert wide.holds is True and "no SE" not in wide.evidence
