@@ -1,6 +1,6 @@
 """CDN (KDD'23) Figure 4: NDCG@50 overall / head / tail against the γ of the γ-adapter,
 γ ∈ {1.2, 1.5, 2.1, 3, 5, 10, 30}, on MovieLens-1M. The same runs' validation metrics
-select γ for the other CDN tables (`ltbench diff cdn/figure4` prints the choice).
+select γ for the other CDN tables (figure4.png's title names the choice).
 
 Command (paper scale):  ltbench run cdn/figure4 --data-dir DIR
 Expected wall time: about 5.4 h per γ for 5 seeds x 40 epochs on a 2-core CPU.
